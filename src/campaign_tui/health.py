@@ -1,0 +1,347 @@
+"""The health judgement: state files + a moment + process facts → a verdict.
+
+Pure: no I/O and no clock reads. Everything it needs is passed in, so every
+rule is a row in a table test. The rules run top to bottom; the first that
+applies decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from campaign_tui.clock import Now, human_duration
+from campaign_tui.models import Checkpoint, Heartbeat, Snapshot, StatusDoc, SupervisorDoc, Unreadable
+from campaign_tui.procs import ProcessFacts
+
+DEFAULT_STALE_AFTER = 600.0
+# A heartbeat this far ahead of the wall clock cannot be explained by rounding.
+FUTURE_TOLERANCE = 5.0
+
+
+class State(StrEnum):
+    HEALTHY = "HEALTHY"
+    STALE = "STALE"
+    CRASHED = "CRASHED"
+    COMPLETE = "COMPLETE"
+    TERMINATED = "TERMINATED"
+    RESTARTING = "RESTARTING"
+    UNKNOWN = "UNKNOWN"
+
+
+# Monitoring-plugin exit codes: OK, WARNING, CRITICAL, UNKNOWN.
+EXIT_CODES = {
+    State.HEALTHY: 0,
+    State.COMPLETE: 0,
+    State.TERMINATED: 0,
+    State.STALE: 1,
+    State.RESTARTING: 1,
+    State.CRASHED: 2,
+    State.UNKNOWN: 3,
+}
+CRITICAL_STATES = frozenset({State.CRASHED, State.STALE})
+
+ACTIONS = {
+    State.HEALTHY: "nothing to do",
+    State.STALE: "inspect `campaign-tui logs errors`; `campaign-tui restart` restarts it",
+    State.CRASHED: "read `campaign-tui logs errors`, fix the cause, then `campaign-tui start` resumes",
+    State.COMPLETE: "nothing to do: the campaign finished",
+    State.TERMINATED: "`campaign-tui start` resumes from the checkpoint",
+    State.RESTARTING: "wait: the supervisor restarts it",
+    State.UNKNOWN: "start the campaign: campaign-tui run -- CMD [ARGS...]",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How old the last sign of life is, and whether that age can be trusted."""
+
+    age: float | None
+    future: bool = False
+    rebooted: bool = False
+    source: str = "heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    tested: int | None = None
+    total: int | None = None
+    percent: float | None = None
+    item: str | None = None
+    passed: int | None = None
+    failed: int | None = None
+    errors: int | None = None
+
+    def text(self) -> str:
+        if self.tested is None:
+            return "?"
+        total = "?" if self.total is None else str(self.total)
+        pct = f" ({self.percent:.1f}%)" if self.percent is not None else ""
+        return f"{self.tested}/{total}{pct}"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The verdict, with what a person needs to act on it."""
+
+    state: State
+    reason: str
+    action: str
+    progress: Progress
+    freshness: Freshness
+    stale_after: float
+    process: str = "not checked"
+    supervised: bool = False
+    restarts: int | None = None
+    max_restarts: int | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.state]
+
+
+def freshness(hb: Heartbeat | None, now: Now) -> Freshness:
+    """Age of a heartbeat, preferring the boot clock the wall clock cannot move."""
+    if hb is None:
+        return Freshness(None)
+    if hb.boot_id and now.boot_id and hb.boot_id != now.boot_id:
+        return Freshness(None, rebooted=True)
+    if hb.boot_id and hb.boot_id == now.boot_id and hb.boottime is not None and now.boottime is not None:
+        age = now.boottime - hb.boottime
+        if age >= -FUTURE_TOLERANCE:
+            return Freshness(max(age, 0.0))
+    if hb.at_ms is None:
+        return Freshness(None)
+    age = (now.wall_ms - hb.at_ms) / 1000
+    if age < -FUTURE_TOLERANCE:
+        return Freshness(age, future=True)
+    return Freshness(max(age, 0.0))
+
+
+def _progress(hb: Heartbeat | None, cp: Checkpoint | None) -> Progress:
+    tested = hb.tested if hb and hb.tested is not None else (cp.tested if cp else None)
+    total = hb.total if hb and hb.total is not None else (cp.total if cp else None)
+    percent = hb.percent if hb and hb.percent is not None else None
+    if percent is None and tested is not None and total:
+        percent = 100.0 * tested / total
+    item = hb.item if hb and hb.item else (cp.last_item if cp else None)
+    return Progress(
+        tested=tested,
+        total=total,
+        percent=percent,
+        item=item,
+        passed=cp.passed if cp else None,
+        failed=cp.failed if cp else None,
+        errors=cp.errors if cp else None,
+    )
+
+
+def _stale_limit(override: float | None, sup: SupervisorDoc | None, hb: Heartbeat | None) -> float:
+    if override is not None and override > 0:
+        return override
+    if sup is not None:
+        try:
+            value = float(sup.setting("stale_after") or "nan")
+        except ValueError:
+            value = float("nan")
+        if value > 0:
+            return value
+    if hb is not None and hb.stale_after:
+        return hb.stale_after
+    return DEFAULT_STALE_AFTER
+
+
+def judge(
+    snap: Snapshot,
+    now: Now,
+    procs: ProcessFacts,
+    stale_after: float | None = None,
+) -> Health:
+    """Turn one snapshot into a verdict. Pure: same inputs, same answer."""
+    hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
+    cp = snap.checkpoint if isinstance(snap.checkpoint, Checkpoint) else None
+    status = snap.status if isinstance(snap.status, StatusDoc) else None
+    sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
+    limit = _stale_limit(stale_after, sup, hb)
+    progress = _progress(hb, cp)
+    fresh = freshness(hb, now)
+
+    def verdict(state: State, reason: str, process: str = "not checked", action: str | None = None) -> Health:
+        return Health(
+            state=state,
+            reason=reason,
+            action=action or ACTIONS[state],
+            progress=progress,
+            freshness=fresh,
+            stale_after=limit,
+            process=process,
+            supervised=sup is not None,
+            restarts=sup.restarts if sup else (len(snap.restarts) or None),
+            max_restarts=sup.max_restarts if sup else None,
+            details=_unreadable_details(snap),
+        )
+
+    if snap.empty:
+        return verdict(State.UNKNOWN, f"no state files in {snap.directory}")
+
+    campaign_alive = procs.alive(hb.pid, hb.pid_start) if hb else None
+    campaign_proc = _describe(hb.pid if hb else None, campaign_alive, "campaign")
+
+    # Completion is final, whoever says it.
+    if (status and status.state == "COMPLETE") or (sup and sup.state == "complete"):
+        return verdict(State.COMPLETE, _message(status, "the campaign finished"), campaign_proc)
+
+    if sup is not None:
+        sup_alive = procs.alive(sup.pid, sup.pid_start)
+        child_alive = procs.alive(sup.child_pid, sup.child_start)
+        child_proc = _describe(sup.child_pid, child_alive, "campaign")
+        if sup.state == "gave_up":
+            return verdict(
+                State.CRASHED,
+                f"gave up after {sup.restarts or 0} restarts: manual intervention required"
+                + _last_crash(status),
+                child_proc,
+            )
+        if sup_alive is not False:
+            if sup.state == "backoff":
+                wait = None if sup.next_restart_ms is None else (sup.next_restart_ms - now.wall_ms) / 1000
+                left = f" in {human_duration(max(wait, 0.0))}" if wait is not None else ""
+                return verdict(
+                    State.RESTARTING,
+                    f"restart {(sup.restarts or 0) + 1} of {sup.max_restarts if sup.max_restarts is not None else '?'}"
+                    f"{left}" + _last_crash(status),
+                    f"supervisor pid {sup.pid} waiting",
+                )
+            if sup.state in ("stopping", "stopped"):
+                return verdict(State.TERMINATED, f"{sup.state} on request", child_proc)
+            # running
+            if child_alive is False:
+                return verdict(State.RESTARTING, "the campaign process exited; the supervisor is acting", child_proc)
+            life = fresh if hb is not None else _output_freshness(snap, sup, now)
+            return _by_freshness(verdict, life, limit, progress, "supervised", child_proc)
+        # The supervisor is gone (killed?) but it had no final word.
+        if sup.state == "stopped" or (status and status.state in ("TERMINATED", "INTERRUPTED")):
+            return verdict(State.TERMINATED, _message(status, "stopped on request"), child_proc)
+        if child_alive:
+            return _by_freshness(
+                verdict,
+                fresh if hb is not None else _output_freshness(snap, sup, now),
+                limit,
+                progress,
+                "the supervisor is gone: the campaign runs unsupervised (`campaign-tui start` adopts it)",
+                child_proc,
+            )
+        if campaign_alive:
+            return _by_freshness(verdict, fresh, limit, progress, "the supervisor is gone", campaign_proc)
+        if status and status.state == "CRASHED":
+            return verdict(State.CRASHED, _message(status, "crashed"), child_proc)
+        return verdict(
+            State.CRASHED,
+            "the supervisor and the campaign are gone without a final status (killed?)",
+            child_proc,
+        )
+
+    if status and status.state == "CRASHED":
+        return verdict(State.CRASHED, _message(status, "crashed"), campaign_proc)
+    if status and status.state in ("TERMINATED", "INTERRUPTED"):
+        return verdict(State.TERMINATED, _message(status, status.state.lower()), campaign_proc)
+
+    if hb is None:
+        why = str(snap.heartbeat) if isinstance(snap.heartbeat, Unreadable) else "no heartbeat yet"
+        return verdict(State.UNKNOWN, why, campaign_proc)
+    if campaign_alive is False:
+        return verdict(
+            State.CRASHED,
+            f"process {hb.pid} is gone without a final status (killed: SIGKILL, OOM, reboot?)",
+            campaign_proc,
+        )
+    note = "no supervisor: no auto-restart"
+    if campaign_alive is None:
+        note += "; process not checked (no pid)"
+    return _by_freshness(
+        verdict,
+        fresh,
+        limit,
+        progress,
+        note,
+        campaign_proc,
+        action="run it under `campaign-tui run -- CMD` for auto-restart",
+    )
+
+
+def _by_freshness(verdict, life: Freshness, limit: float, progress: Progress, note: str, proc: str, action: str | None = None) -> Health:  # type: ignore[no-untyped-def]
+    where = f", {progress.item}" if progress.item else ""
+    where += f" {progress.tested}/{progress.total if progress.total is not None else '?'}" if progress.tested is not None else ""
+    if life.rebooted:
+        return verdict(
+            State.CRASHED,
+            "the host rebooted since the last heartbeat; the campaign did not survive it",
+            proc,
+        )
+    if life.future:
+        return verdict(
+            State.STALE,
+            f"{life.source} timestamp is {human_duration(-life.age if life.age else 0)} in the future "
+            "(clock changed?): freshness cannot be judged",
+            proc,
+        )
+    if life.age is None:
+        return verdict(State.UNKNOWN, f"{life.source} has no usable timestamp; {note}", proc)
+    if life.age > limit:
+        return verdict(
+            State.STALE,
+            f"{life.source} {human_duration(life.age)} old (limit {human_duration(limit)}){where}",
+            proc,
+        )
+    return verdict(State.HEALTHY, f"{life.source} {human_duration(life.age)} old{where}; {note}" if note != "supervised" else f"{life.source} {human_duration(life.age)} old{where}", proc, action)
+
+
+def _output_freshness(snap: Snapshot, sup: SupervisorDoc, now: Now) -> Freshness:
+    """A command that writes no heartbeat: its output (or its start) is the sign of life."""
+    marks = [m for m in (snap.output_mtime_ms, sup.child_started_ms) if m is not None]
+    if not marks:
+        return Freshness(None, source="output")
+    age = (now.wall_ms - max(marks)) / 1000
+    if age < -FUTURE_TOLERANCE:
+        return Freshness(age, future=True, source="output")
+    return Freshness(max(age, 0.0), source="last output")
+
+
+def _describe(pid: int | None, alive: bool | None, what: str) -> str:
+    if pid is None:
+        return f"{what} pid unknown"
+    if alive is None:
+        return f"{what} pid {pid} not checked"
+    return f"{what} pid {pid} {'alive' if alive else 'gone'}"
+
+
+def _message(status: StatusDoc | None, default: str) -> str:
+    if status is None:
+        return default
+    parts = [status.message or default]
+    if status.signal:
+        parts.append(f"signal {status.signal}")
+    elif status.exit_code is not None and status.state == "CRASHED":
+        parts.append(f"exit code {status.exit_code}")
+    return "; ".join(parts)
+
+
+def _last_crash(status: StatusDoc | None) -> str:
+    if status is None or status.state != "CRASHED":
+        return ""
+    return f" (last: {_message(status, 'crashed')})"
+
+
+def _unreadable_details(snap: Snapshot) -> tuple[tuple[str, str], ...]:
+    found = [
+        (name, str(value))
+        for name, value in (
+            ("heartbeat", snap.heartbeat),
+            ("checkpoint", snap.checkpoint),
+            ("status", snap.status),
+            ("supervisor", snap.supervisor),
+        )
+        if isinstance(value, Unreadable)
+    ]
+    return tuple(found) + tuple(("problem", p) for p in snap.problems)

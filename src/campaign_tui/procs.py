@@ -1,0 +1,101 @@
+"""Process identity and liveness.
+
+A pid alone proves nothing: pids are reused, and ``psutil.pid_exists`` says yes
+for a zombie. A process is the one we recorded only if its create time matches
+the one written next to its pid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psutil
+
+# psutil derives create time from boot time + start ticks; boot time as the
+# kernel reports it can drift by up to a second, so we compare with slack.
+START_TIME_SLACK = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcFact:
+    """What was seen of one pid at one moment."""
+
+    pid: int
+    exists: bool
+    zombie: bool = False
+    start_time: float | None = None
+    uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFacts:
+    """The facts for the pids a snapshot mentions; gathered before judging."""
+
+    facts: tuple[ProcFact, ...] = ()
+
+    def get(self, pid: int | None) -> ProcFact | None:
+        for fact in self.facts:
+            if fact.pid == pid:
+                return fact
+        return None
+
+    def alive(self, pid: int | None, recorded_start: float | None) -> bool | None:
+        """True/False when known; None when the pid was not probed at all."""
+        if pid is None:
+            return None
+        fact = self.get(pid)
+        if fact is None:
+            return None
+        return is_same_live_process(fact, recorded_start)
+
+
+def is_same_live_process(fact: ProcFact, recorded_start: float | None) -> bool:
+    if not fact.exists or fact.zombie:
+        return False
+    if recorded_start is None or fact.start_time is None:
+        return True
+    return abs(fact.start_time - recorded_start) <= START_TIME_SLACK
+
+
+def probe(pid: int) -> ProcFact:
+    """Look at one pid now."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            status = proc.status()
+            start = proc.create_time()
+            try:
+                uid = proc.uids().real
+            except psutil.Error:
+                uid = None
+    except psutil.NoSuchProcess:
+        return ProcFact(pid, exists=False)
+    except psutil.ZombieProcess:
+        return ProcFact(pid, exists=True, zombie=True)
+    except (psutil.Error, OSError, ValueError):
+        return ProcFact(pid, exists=False)
+    return ProcFact(pid, exists=True, zombie=status == psutil.STATUS_ZOMBIE, start_time=start, uid=uid)
+
+
+def probe_all(pids: Iterable[int | None]) -> ProcessFacts:
+    seen: dict[int, ProcFact] = {}
+    for pid in pids:
+        if pid is not None and pid > 0 and pid not in seen:
+            seen[pid] = probe(pid)
+    return ProcessFacts(tuple(seen.values()))
+
+
+def start_time(pid: int) -> float | None:
+    """The create time of a live pid, the identity we record next to it."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def alive(pid: int | None, recorded_start: float | None) -> bool:
+    """Is ``pid`` still the very process that was recorded with ``recorded_start``?"""
+    if pid is None or pid <= 0:
+        return False
+    return is_same_live_process(probe(pid), recorded_start)
