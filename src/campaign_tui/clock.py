@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 
 _BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -49,8 +49,8 @@ def iso(ms: int | float | None = None) -> str:
     """Local time with offset, to the millisecond: what the human log lines carry."""
     seconds = time.time() if ms is None else ms / 1000
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc).astimezone().isoformat(
-            timespec="milliseconds"
+        return (
+            datetime.fromtimestamp(seconds, tz=UTC).astimezone().isoformat(timespec="milliseconds")
         )
     except (OverflowError, OSError, ValueError):
         return "?"

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from campaign_tui.clock import Now, human_duration
-from campaign_tui.models import Checkpoint, Heartbeat, Snapshot, StatusDoc, SupervisorDoc, Unreadable
+from campaign_tui.models import (
+    Checkpoint,
+    Heartbeat,
+    Snapshot,
+    StatusDoc,
+    SupervisorDoc,
+    Unreadable,
+)
 from campaign_tui.procs import ProcessFacts
 
 DEFAULT_STALE_AFTER = 600.0
@@ -107,7 +114,12 @@ def freshness(hb: Heartbeat | None, now: Now) -> Freshness:
         return Freshness(None)
     if hb.boot_id and now.boot_id and hb.boot_id != now.boot_id:
         return Freshness(None, rebooted=True)
-    if hb.boot_id and hb.boot_id == now.boot_id and hb.boottime is not None and now.boottime is not None:
+    if (
+        hb.boot_id
+        and hb.boot_id == now.boot_id
+        and hb.boottime is not None
+        and now.boottime is not None
+    ):
         age = now.boottime - hb.boottime
         if age >= -FUTURE_TOLERANCE:
             return Freshness(max(age, 0.0))
@@ -152,106 +164,82 @@ def _stale_limit(override: float | None, sup: SupervisorDoc | None, hb: Heartbea
     return DEFAULT_STALE_AFTER
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    state: State
+    reason: str
+    process: str = "not checked"
+    action: str | None = None
+    freshness: Freshness | None = None
+
+
 def judge(
     snap: Snapshot,
     now: Now,
     procs: ProcessFacts,
     stale_after: float | None = None,
 ) -> Health:
-    """Turn one snapshot into a verdict. Pure: same inputs, same answer."""
+    """Turn one snapshot into a verdict. Pure: same inputs, same answer.
+
+    ``stale_after`` overrides the limit recorded by the supervisor or the
+    campaign (default 600 s).
+    """
     hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
     cp = snap.checkpoint if isinstance(snap.checkpoint, Checkpoint) else None
-    status = snap.status if isinstance(snap.status, StatusDoc) else None
     sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
     limit = _stale_limit(stale_after, sup, hb)
     progress = _progress(hb, cp)
     fresh = freshness(hb, now)
+    found = _rules(snap, now, procs, limit, progress, fresh)
+    return Health(
+        state=found.state,
+        reason=found.reason,
+        action=found.action or ACTIONS[found.state],
+        progress=progress,
+        freshness=found.freshness or fresh,
+        stale_after=limit,
+        process=found.process,
+        supervised=sup is not None,
+        restarts=sup.restarts if sup else (len(snap.restarts) or None),
+        max_restarts=sup.max_restarts if sup else None,
+        details=_unreadable_details(snap),
+    )
 
-    def verdict(state: State, reason: str, process: str = "not checked", action: str | None = None) -> Health:
-        return Health(
-            state=state,
-            reason=reason,
-            action=action or ACTIONS[state],
-            progress=progress,
-            freshness=fresh,
-            stale_after=limit,
-            process=process,
-            supervised=sup is not None,
-            restarts=sup.restarts if sup else (len(snap.restarts) or None),
-            max_restarts=sup.max_restarts if sup else None,
-            details=_unreadable_details(snap),
-        )
+
+def _rules(
+    snap: Snapshot,
+    now: Now,
+    procs: ProcessFacts,
+    limit: float,
+    progress: Progress,
+    fresh: Freshness,
+) -> _Verdict:
+    hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
+    status = snap.status if isinstance(snap.status, StatusDoc) else None
+    sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
 
     if snap.empty:
-        return verdict(State.UNKNOWN, f"no state files in {snap.directory}")
+        return _Verdict(State.UNKNOWN, f"no state files in {snap.directory}")
 
     campaign_alive = procs.alive(hb.pid, hb.pid_start) if hb else None
-    campaign_proc = _describe(hb.pid if hb else None, campaign_alive, "campaign")
+    campaign_proc = _describe(hb.pid if hb else None, campaign_alive)
 
     # Completion is final, whoever says it.
     if (status and status.state == "COMPLETE") or (sup and sup.state == "complete"):
-        return verdict(State.COMPLETE, _message(status, "the campaign finished"), campaign_proc)
+        return _Verdict(State.COMPLETE, _message(status, "the campaign finished"), campaign_proc)
 
     if sup is not None:
-        sup_alive = procs.alive(sup.pid, sup.pid_start)
-        child_alive = procs.alive(sup.child_pid, sup.child_start)
-        child_proc = _describe(sup.child_pid, child_alive, "campaign")
-        if sup.state == "gave_up":
-            return verdict(
-                State.CRASHED,
-                f"gave up after {sup.restarts or 0} restarts: manual intervention required"
-                + _last_crash(status),
-                child_proc,
-            )
-        if sup_alive is not False:
-            if sup.state == "backoff":
-                wait = None if sup.next_restart_ms is None else (sup.next_restart_ms - now.wall_ms) / 1000
-                left = f" in {human_duration(max(wait, 0.0))}" if wait is not None else ""
-                return verdict(
-                    State.RESTARTING,
-                    f"restart {(sup.restarts or 0) + 1} of {sup.max_restarts if sup.max_restarts is not None else '?'}"
-                    f"{left}" + _last_crash(status),
-                    f"supervisor pid {sup.pid} waiting",
-                )
-            if sup.state in ("stopping", "stopped"):
-                return verdict(State.TERMINATED, f"{sup.state} on request", child_proc)
-            # running
-            if child_alive is False:
-                return verdict(State.RESTARTING, "the campaign process exited; the supervisor is acting", child_proc)
-            life = fresh if hb is not None else _output_freshness(snap, sup, now)
-            return _by_freshness(verdict, life, limit, progress, "supervised", child_proc)
-        # The supervisor is gone (killed?) but it had no final word.
-        if sup.state == "stopped" or (status and status.state in ("TERMINATED", "INTERRUPTED")):
-            return verdict(State.TERMINATED, _message(status, "stopped on request"), child_proc)
-        if child_alive:
-            return _by_freshness(
-                verdict,
-                fresh if hb is not None else _output_freshness(snap, sup, now),
-                limit,
-                progress,
-                "the supervisor is gone: the campaign runs unsupervised (`campaign-tui start` adopts it)",
-                child_proc,
-            )
-        if campaign_alive:
-            return _by_freshness(verdict, fresh, limit, progress, "the supervisor is gone", campaign_proc)
-        if status and status.state == "CRASHED":
-            return verdict(State.CRASHED, _message(status, "crashed"), child_proc)
-        return verdict(
-            State.CRASHED,
-            "the supervisor and the campaign are gone without a final status (killed?)",
-            child_proc,
-        )
+        return _supervised(snap, now, procs, limit, progress, fresh, sup, status, campaign_alive)
 
     if status and status.state == "CRASHED":
-        return verdict(State.CRASHED, _message(status, "crashed"), campaign_proc)
+        return _Verdict(State.CRASHED, _message(status, "crashed"), campaign_proc)
     if status and status.state in ("TERMINATED", "INTERRUPTED"):
-        return verdict(State.TERMINATED, _message(status, status.state.lower()), campaign_proc)
-
+        return _Verdict(State.TERMINATED, _message(status, status.state.lower()), campaign_proc)
     if hb is None:
         why = str(snap.heartbeat) if isinstance(snap.heartbeat, Unreadable) else "no heartbeat yet"
-        return verdict(State.UNKNOWN, why, campaign_proc)
+        return _Verdict(State.UNKNOWN, why, campaign_proc)
     if campaign_alive is False:
-        return verdict(
+        return _Verdict(
             State.CRASHED,
             f"process {hb.pid} is gone without a final status (killed: SIGKILL, OOM, reboot?)",
             campaign_proc,
@@ -259,42 +247,112 @@ def judge(
     note = "no supervisor: no auto-restart"
     if campaign_alive is None:
         note += "; process not checked (no pid)"
-    return _by_freshness(
-        verdict,
-        fresh,
-        limit,
-        progress,
-        note,
-        campaign_proc,
-        action="run it under `campaign-tui run -- CMD` for auto-restart",
+    found = _by_freshness(fresh, limit, progress, note, campaign_proc)
+    if found.state == State.HEALTHY:
+        return _Verdict(
+            found.state,
+            found.reason,
+            found.process,
+            "run it under `campaign-tui run -- CMD` for auto-restart",
+        )
+    return found
+
+
+def _supervised(
+    snap: Snapshot,
+    now: Now,
+    procs: ProcessFacts,
+    limit: float,
+    progress: Progress,
+    fresh: Freshness,
+    sup: SupervisorDoc,
+    status: StatusDoc | None,
+    campaign_alive: bool | None,
+) -> _Verdict:
+    sup_alive = procs.alive(sup.pid, sup.pid_start)
+    child_alive = procs.alive(sup.child_pid, sup.child_start)
+    child_proc = _describe(sup.child_pid, child_alive)
+    life = fresh if isinstance(snap.heartbeat, Heartbeat) else _output_freshness(snap, sup, now)
+    if sup.state == "gave_up":
+        return _Verdict(
+            State.CRASHED,
+            f"gave up after {sup.restarts or 0} restarts: manual intervention required"
+            + _last_crash(status),
+            child_proc,
+        )
+    if sup_alive is not False:
+        if sup.state == "backoff":
+            left = ""
+            if sup.next_restart_ms is not None:
+                left = f" in {human_duration(max((sup.next_restart_ms - now.wall_ms) / 1000, 0.0))}"
+            of = sup.max_restarts if sup.max_restarts is not None else "?"
+            return _Verdict(
+                State.RESTARTING,
+                f"restart {(sup.restarts or 0) + 1} of {of}{left}" + _last_crash(status),
+                f"supervisor pid {sup.pid} waiting",
+            )
+        if sup.state in ("stopping", "stopped"):
+            return _Verdict(State.TERMINATED, f"{sup.state} on request", child_proc)
+        if child_alive is False:
+            return _Verdict(
+                State.RESTARTING,
+                "the campaign process exited; the supervisor is acting",
+                child_proc,
+            )
+        return _by_freshness(life, limit, progress, None, child_proc)
+    # The supervisor is gone (killed?) without a final word.
+    if sup.state == "stopped" or (status and status.state in ("TERMINATED", "INTERRUPTED")):
+        return _Verdict(State.TERMINATED, _message(status, "stopped on request"), child_proc)
+    if child_alive or campaign_alive:
+        note = "the supervisor is gone: the campaign runs unsupervised (`campaign-tui start` adopts it)"
+        return _by_freshness(life, limit, progress, note, child_proc)
+    if status and status.state == "CRASHED":
+        return _Verdict(State.CRASHED, _message(status, "crashed"), child_proc)
+    return _Verdict(
+        State.CRASHED,
+        "the supervisor and the campaign are gone without a final status (killed?)",
+        child_proc,
     )
 
 
-def _by_freshness(verdict, life: Freshness, limit: float, progress: Progress, note: str, proc: str, action: str | None = None) -> Health:  # type: ignore[no-untyped-def]
+def _by_freshness(
+    life: Freshness, limit: float, progress: Progress, note: str | None, proc: str
+) -> _Verdict:
+    """HEALTHY or STALE by the age of the last sign of life."""
     where = f", {progress.item}" if progress.item else ""
-    where += f" {progress.tested}/{progress.total if progress.total is not None else '?'}" if progress.tested is not None else ""
+    if progress.tested is not None:
+        where += f" {progress.tested}/{progress.total if progress.total is not None else '?'}"
+    tail = f"; {note}" if note else ""
     if life.rebooted:
-        return verdict(
+        return _Verdict(
             State.CRASHED,
             "the host rebooted since the last heartbeat; the campaign did not survive it",
             proc,
         )
     if life.future:
-        return verdict(
+        ahead = human_duration(-life.age if life.age else 0)
+        return _Verdict(
             State.STALE,
-            f"{life.source} timestamp is {human_duration(-life.age if life.age else 0)} in the future "
-            "(clock changed?): freshness cannot be judged",
+            f"{life.source} timestamp is {ahead} in the future (clock changed?): "
+            "freshness cannot be judged",
             proc,
+            freshness=life,
         )
     if life.age is None:
-        return verdict(State.UNKNOWN, f"{life.source} has no usable timestamp; {note}", proc)
+        return _Verdict(State.UNKNOWN, f"{life.source} has no usable timestamp{tail}", proc)
     if life.age > limit:
-        return verdict(
+        return _Verdict(
             State.STALE,
-            f"{life.source} {human_duration(life.age)} old (limit {human_duration(limit)}){where}",
+            f"{life.source} {human_duration(life.age)} old (limit {human_duration(limit)}){where}{tail}",
             proc,
+            freshness=life,
         )
-    return verdict(State.HEALTHY, f"{life.source} {human_duration(life.age)} old{where}; {note}" if note != "supervised" else f"{life.source} {human_duration(life.age)} old{where}", proc, action)
+    return _Verdict(
+        State.HEALTHY,
+        f"{life.source} {human_duration(life.age)} old{where}{tail}",
+        proc,
+        freshness=life,
+    )
 
 
 def _output_freshness(snap: Snapshot, sup: SupervisorDoc, now: Now) -> Freshness:
@@ -308,12 +366,12 @@ def _output_freshness(snap: Snapshot, sup: SupervisorDoc, now: Now) -> Freshness
     return Freshness(max(age, 0.0), source="last output")
 
 
-def _describe(pid: int | None, alive: bool | None, what: str) -> str:
+def _describe(pid: int | None, alive: bool | None) -> str:
     if pid is None:
-        return f"{what} pid unknown"
+        return "campaign pid unknown"
     if alive is None:
-        return f"{what} pid {pid} not checked"
-    return f"{what} pid {pid} {'alive' if alive else 'gone'}"
+        return f"campaign pid {pid} not checked"
+    return f"campaign pid {pid} {'alive' if alive else 'gone'}"
 
 
 def _message(status: StatusDoc | None, default: str) -> str:

@@ -75,7 +75,9 @@ def probe(pid: int) -> ProcFact:
         return ProcFact(pid, exists=True, zombie=True)
     except (psutil.Error, OSError, ValueError):
         return ProcFact(pid, exists=False)
-    return ProcFact(pid, exists=True, zombie=status == psutil.STATUS_ZOMBIE, start_time=start, uid=uid)
+    return ProcFact(
+        pid, exists=True, zombie=status == psutil.STATUS_ZOMBIE, start_time=start, uid=uid
+    )
 
 
 def probe_all(pids: Iterable[int | None]) -> ProcessFacts:

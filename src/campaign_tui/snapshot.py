@@ -34,7 +34,7 @@ def _model(path: Path, parse: Callable[[object], T | Unreadable]) -> T | Unreada
         return doc
     try:
         return parse(doc)
-    except Exception as exc:  # noqa: BLE001 - a reader must never raise
+    except Exception as exc:
         return Unreadable(f"{path.name}: {type(exc).__name__}")
 
 
@@ -46,7 +46,9 @@ def parse_log_line(raw: bytes | str) -> LogLine:
     return LogLine(text, level)
 
 
-def recent_lines(path: Path, count: int, max_bytes: int = _ALERTS_TAIL_BYTES) -> tuple[LogLine, ...]:
+def recent_lines(
+    path: Path, count: int, max_bytes: int = _ALERTS_TAIL_BYTES
+) -> tuple[LogLine, ...]:
     data = statedir.read_tail(path, max_bytes)
     if data is None or isinstance(data, Unreadable):
         return ()

@@ -8,12 +8,13 @@ refuses to follow a symlink. Readers never raise: a file is the data, absent
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class StateDir:
         return self.file(LOG_NAMES[kind])
 
 
-def state_root(environ: dict[str, str] | None = None) -> Path:
+def state_root(environ: Mapping[str, str] | None = None) -> Path:
     """The directory that holds one sub-directory per campaign."""
     env = os.environ if environ is None else environ
     if env.get("CAMPAIGN_TUI_HOME"):
@@ -110,7 +111,7 @@ def resolve(
     name: str | None = None,
     state_dir: str | os.PathLike[str] | None = None,
     layout: str = "standard",
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> StateDir:
     """Where a campaign's state lives: ``--state-dir``, else ``CAMPAIGN_STATE_DIR``
     (set for a supervised command), else ``ROOT/NAME``."""
@@ -301,10 +302,8 @@ def write_json(path: Path, doc: object, *, fsync: bool = False) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     if fsync:
         dir_fd = os.open(path.parent, os.O_RDONLY | _O_CLOEXEC)
@@ -316,9 +315,7 @@ def write_json(path: Path, doc: object, *, fsync: bool = False) -> None:
 
 def open_append(path: Path) -> int:
     """An O_APPEND descriptor (0600, no symlinks followed) for a log or journal."""
-    return os.open(
-        path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600
-    )
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
 
 
 def append_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
@@ -346,8 +343,12 @@ def list_campaigns(root: Path) -> list[Path]:
     found = []
     for entry in entries:
         try:
-            if entry.is_dir() and not entry.is_symlink() and any(
-                (entry / name).exists() for name in (HEARTBEAT, STATUS, SUPERVISOR, CHECKPOINT)
+            if (
+                entry.is_dir()
+                and not entry.is_symlink()
+                and any(
+                    (entry / name).exists() for name in (HEARTBEAT, STATUS, SUPERVISOR, CHECKPOINT)
+                )
             ):
                 found.append(entry)
         except OSError:

@@ -81,7 +81,12 @@ class StateWriter:
         return self.log(statedir.ALERTS_LOG, level.upper(), message)
 
     def status(self, state: str, message: str, *, fsync: bool = True, **extra: object) -> bool:
-        doc = {"status": state, "message": message, **stamp(), **{k: v for k, v in extra.items() if v is not None}}
+        doc = {
+            "status": state,
+            "message": message,
+            **stamp(),
+            **{k: v for k, v in extra.items() if v is not None},
+        }
         return self.json(statedir.STATUS, doc, fsync=fsync)
 
 
