@@ -1,0 +1,494 @@
+"""The ``campaign-tui`` command line.
+
+Commands import what they need when they run, so that ``status`` and ``beat``
+(run from ``watch``, cron and monitoring) stay fast and never load Textual.
+Bad input ends with one line on stderr and a sysexits code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from campaign_tui import __version__, statedir
+from campaign_tui.errors import EX_CANTCREAT, EX_NOINPUT, EX_SOFTWARE, UsageError
+from campaign_tui.statedir import StateDir, StateDirError
+
+PROG = "campaign-tui"
+DEFAULT_CONFIG = "campaign.toml"
+LOG_KINDS = ("progress", "errors", "alerts", "restarts", "output", "wrapper")
+
+DESCRIPTION = """\
+Supervise and monitor a long-running batch campaign: heartbeat, crash capture,
+auto-restart with backoff, a status command for scripts, and a full-screen TUI.
+
+Without a command, opens the monitor (same as `campaign-tui tui`)."""
+
+EPILOG = """\
+status exit codes: 0 HEALTHY, COMPLETE, TERMINATED · 1 STALE, RESTARTING · 2 CRASHED · 3 UNKNOWN
+state directory: --state-dir DIR, else $CAMPAIGN_TUI_HOME/NAME, $XDG_STATE_HOME/campaign-tui/NAME,
+or ~/.local/state/campaign-tui/NAME (NAME from --name, default "default")."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as a UsageError (one line, exit 64)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _duration(text: str) -> float:
+    from campaign_tui.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (try 0.5, 90, 90s, 10m, 1h)"
+        ) from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("campaign selection")
+    group.add_argument("--name", default=default, help="campaign name under the state root")
+    group.add_argument(
+        "--state-dir", default=default, metavar="DIR", help="the campaign's directory"
+    )
+    group.add_argument(
+        "--layout",
+        choices=statedir.LAYOUTS,
+        default=argparse.SUPPRESS if suppress else "standard",
+        help="legacy reads the original /tmp/campaign-* files, read-only",
+    )
+    group.add_argument(
+        "--config",
+        default=default,
+        metavar="FILE",
+        help=f"settings file (default ./{DEFAULT_CONFIG} when present)",
+    )
+
+
+def _supervisor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("supervisor settings (also campaign.toml keys)")
+    group.add_argument(
+        "--stale-after",
+        type=_duration,
+        metavar="S",
+        help="heartbeat age that means a hang (default 600s)",
+    )
+    group.add_argument(
+        "--max-restarts", type=_count, metavar="N", help="restarts before giving up (default 5)"
+    )
+    group.add_argument(
+        "--backoff-initial", type=_duration, metavar="S", help="first restart delay (default 5s)"
+    )
+    group.add_argument(
+        "--backoff-max", type=_duration, metavar="S", help="longest restart delay (default 300s)"
+    )
+    group.add_argument(
+        "--backoff-reset-after",
+        type=_duration,
+        metavar="S",
+        help="a run healthy this long resets the backoff (default 600s)",
+    )
+    group.add_argument(
+        "--stop-timeout",
+        type=_duration,
+        metavar="S",
+        help="SIGTERM, then SIGKILL after S (default 10s)",
+    )
+    group.add_argument(
+        "--restart-on-stale",
+        action="store_true",
+        default=None,
+        help="diagnose, kill and restart a hung campaign",
+    )
+    group.add_argument(
+        "--on-alert", metavar="CMD", help="command run for each alert, the alert as JSON on stdin"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _common(parser, suppress=False)
+    parser.add_argument(
+        "--poll", action="store_true", help="TUI: poll files (for NFS) instead of inotify"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        return p
+
+    tui = add("tui", "the full-screen monitor (the default command)")
+    tui.add_argument(
+        "--poll", action="store_true", default=argparse.SUPPRESS, help="poll files (for NFS)"
+    )
+
+    run = add("run", "supervise CMD: restart it after a crash, record why it ended")
+    run.add_argument(
+        "--detach", action="store_true", help="run as a background daemon; print its pid"
+    )
+    _supervisor_options(run)
+    run.add_argument(
+        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]", help="the campaign's command"
+    )
+
+    start = add("start", "start the recorded campaign detached (refuses if it runs)")
+    _supervisor_options(start)
+    add("stop", "stop the running campaign (the whole process tree)")
+    add("restart", "restart the running campaign now (not counted as a crash)")
+
+    status = add("status", "health verdict; exit code for monitoring")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--stale-after", type=_duration, metavar="S", help="override the hang limit"
+    )
+
+    logs = add("logs", "print or follow one of the campaign's logs")
+    logs.add_argument(
+        "kind",
+        nargs="?",
+        default="progress",
+        choices=LOG_KINDS,
+        help="which log (default progress)",
+    )
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "-n", "--lines", type=_count, default=20, metavar="N", help="how many lines (default 20)"
+    )
+
+    beat = add("beat", "report progress from a shell campaign")
+    beat.add_argument("--item", help="the item being tested now (or just finished)")
+    beat.add_argument("--tested", type=_count, metavar="N", help="items finished so far")
+    beat.add_argument("--total", type=_count, metavar="N", help="items in the campaign")
+    outcome = beat.add_mutually_exclusive_group()
+    for flag in ("passed", "failed", "error", "skipped"):
+        outcome.add_argument(
+            f"--{flag}",
+            dest="outcome",
+            action="store_const",
+            const=flag,
+            help=f"record --item as {flag}",
+        )
+    beat.add_argument("--message", default="", help="a message for the outcome or the status")
+    beat.add_argument(
+        "--status",
+        type=str.upper,
+        choices=("RUNNING", "COMPLETE", "CRASHED", "TERMINATED"),
+        help="declare the campaign's status (COMPLETE when the loop is done)",
+    )
+    beat.add_argument("--pid", type=_count, help="the campaign's pid (default: the calling shell)")
+
+    add("demo", "a simulated campaign under the supervisor, with the TUI")
+    return parser
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _state_dir(args: argparse.Namespace) -> StateDir:
+    try:
+        return statedir.resolve(args.name, args.state_dir, getattr(args, "layout", "standard"))
+    except StateDirError as exc:
+        raise UsageError(str(exc), EX_CANTCREAT) from None
+
+
+def _readable_dir(sd: StateDir) -> StateDir:
+    """A directory we read from: absent is fine (nothing yet); not ours is not."""
+    if not sd.legacy and sd.path.exists():
+        try:
+            statedir.check_owned(sd.path)
+        except StateDirError as exc:
+            raise UsageError(str(exc), EX_CANTCREAT) from None
+    return sd
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UsageError(f"config file {path} does not exist", EX_NOINPUT)
+        return path
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    names = (
+        "stale_after",
+        "max_restarts",
+        "backoff_initial",
+        "backoff_max",
+        "backoff_reset_after",
+        "stop_timeout",
+        "restart_on_stale",
+    )
+    found: dict[str, object] = {
+        n: getattr(args, n) for n in names if getattr(args, n, None) is not None
+    }
+    if getattr(args, "on_alert", None):
+        try:
+            found["on_alert"] = tuple(shlex.split(args.on_alert))
+        except ValueError as exc:
+            raise UsageError(f"--on-alert: {exc}") from None
+    return found
+
+
+# ----------------------------------------------------------------- commands
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from campaign_tui import clock
+    from campaign_tui.health import judge
+    from campaign_tui.report import health_json, plugin_line, report_text
+    from campaign_tui.snapshot import probe_processes, read_snapshot
+
+    sd = _readable_dir(_state_dir(args))
+    snap = read_snapshot(sd)
+    now = clock.now()
+    health = judge(snap, now, probe_processes(snap), stale_after=args.stale_after)
+    if args.json:
+        print(json.dumps(health_json(health, snap, now), indent=2, ensure_ascii=False))
+    else:
+        print(plugin_line(health))
+        print(report_text(health, snap, now))
+    return health.exit_code
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from campaign_tui.tail import Tailer
+
+    sd = _readable_dir(_state_dir(args))
+    if sd.legacy and args.kind not in ("progress", "errors", "alerts", "wrapper"):
+        raise UsageError(f"the legacy layout has no {args.kind} log", EX_NOINPUT)
+    path = sd.log(args.kind)
+    tailer = Tailer(path)
+    lines = tailer.tail(args.lines) if args.lines else []
+    if not lines and not args.follow and not path.exists():
+        print(f"{PROG}: {path} does not exist (yet)", file=sys.stderr)
+        return EX_NOINPUT
+    _print_lines(lines)
+    while args.follow:
+        time.sleep(0.2)  # a plain poll: cheap, and it works on NFS
+        _print_lines(tailer.poll())
+    return 0
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    if lines:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from campaign_tui import procs
+    from campaign_tui.campaign import read_journal
+    from campaign_tui.writer import StateWriter, heartbeat_doc, stamp
+
+    if args.item is None and args.status is None and args.tested is None:
+        raise UsageError("beat needs --item ID (and/or --tested/--total, --status)")
+    if args.outcome and not args.item:
+        raise UsageError(f"--{args.outcome} needs --item ID")
+    sd = _state_dir(args)
+    if sd.legacy:
+        raise UsageError("the legacy layout is read-only", EX_CANTCREAT)
+    try:
+        statedir.ensure(sd)
+    except StateDirError as exc:
+        raise UsageError(str(exc), EX_CANTCREAT) from None
+    writer = StateWriter(sd, who=f"{PROG} beat")
+    pid = args.pid or os.getppid()
+    attempt = _env_attempt()
+    status = args.status or "RUNNING"
+    tested, total = args.tested, args.total
+    if args.outcome:
+        writer.jsonl(
+            statedir.RESULTS,
+            {
+                "item": args.item,
+                "outcome": args.outcome,
+                "message": args.message,
+                "attempt": attempt,
+                **stamp(),
+            },
+        )
+        done = read_journal(sd)
+        counts = {
+            o: sum(1 for v in done.values() if v == o)
+            for o in ("passed", "failed", "error", "skipped")
+        }
+        tested = len(done) if tested is None else tested
+        writer.json(
+            statedir.CHECKPOINT,
+            {
+                **stamp(),
+                "tested": tested,
+                "total": total,
+                "passed": counts["passed"],
+                "failed": counts["failed"],
+                "errors": counts["error"],
+                "skipped": counts["skipped"],
+                "last_item": args.item,
+                "can_resume": True,
+            },
+        )
+        writer.log(
+            statedir.PROGRESS_LOG, "INFO", f"[{tested}/{total or '?'}] {args.item} {args.outcome}"
+        )
+    writer.json(
+        statedir.HEARTBEAT,
+        heartbeat_doc(
+            item=None if args.outcome else args.item,
+            tested=tested,
+            total=total,
+            status=status,
+            pid=pid,
+            pid_start=procs.start_time(pid),
+            attempt=attempt,
+        ),
+    )
+    if args.status and args.status != "RUNNING":
+        writer.status(
+            args.status, args.message or f"declared {args.status.lower()} by the campaign"
+        )
+    return 1 if writer.failing else 0
+
+
+def _env_attempt() -> int | None:
+    try:
+        return int(os.environ["CAMPAIGN_ATTEMPT"])
+    except (KeyError, ValueError):
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from campaign_tui import config, control
+
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    overrides = _overrides(args)
+    if command:
+        overrides["command"] = tuple(command)
+        overrides["cwd"] = os.getcwd()
+    settings = config.load_settings(_config_path(args), overrides)
+    if not settings.command:
+        raise UsageError("missing command: campaign-tui run [options] -- CMD [ARGS...]")
+    sd = _writable_dir(args)
+    return control.run(sd, settings, detach=args.detach)
+
+
+def _writable_dir(args: argparse.Namespace) -> StateDir:
+    sd = _state_dir(args)
+    if sd.legacy:
+        raise UsageError("the legacy layout is read-only: it can be watched, not run", EX_CANTCREAT)
+    try:
+        return statedir.ensure(sd)
+    except StateDirError as exc:
+        raise UsageError(str(exc), EX_CANTCREAT) from None
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from campaign_tui import control
+
+    return control.start(_writable_dir(args), _overrides(args), _config_path(args))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from campaign_tui import control
+
+    return control.stop(_readable_dir(_state_dir(args)))
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from campaign_tui import control
+
+    return control.restart(_readable_dir(_state_dir(args)))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from campaign_tui.tui.app import run_tui
+
+    explicit = args.name is not None or args.state_dir is not None or args.layout == "legacy"
+    explicit = explicit or bool(os.environ.get("CAMPAIGN_STATE_DIR"))
+    sd = _readable_dir(_state_dir(args)) if explicit else None
+    return run_tui(sd, root=statedir.state_root(), poll=bool(getattr(args, "poll", False)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from campaign_tui.demo import run_demo
+
+    return run_demo()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "tui": cmd_tui,
+    "run": cmd_run,
+    "start": cmd_start,
+    "stop": cmd_stop,
+    "restart": cmd_restart,
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "beat": cmd_beat,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``campaign-tui``; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command or "tui"](args)
+    except UsageError as exc:
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return exc.code
+    except StateDirError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EX_CANTCREAT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `campaign-tui logs | head`: the reader left; say nothing more.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    except Exception as exc:
+        if os.environ.get("CAMPAIGN_TUI_DEBUG"):
+            raise
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} "
+            "(set CAMPAIGN_TUI_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
