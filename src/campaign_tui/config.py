@@ -165,7 +165,7 @@ def _toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]
     return 1, message
 
 
-def read_config(path: Path) -> dict[str, object]:
+def read_config(path: Path) -> dict[str, Any]:
     """The settings (and CLI keys) of one campaign.toml, checked; raises UsageError."""
     try:
         raw = path.read_bytes()
@@ -185,7 +185,7 @@ def read_config(path: Path) -> dict[str, object]:
     except tomllib.TOMLDecodeError as exc:
         line, what = _toml_error_line(exc, text)
         raise UsageError(f"{path}:{line}: {what[:1].lower()}{what[1:]}", EX_CONFIG) from None
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     base_dir = path.parent.resolve()
     for key, value in doc.items():
         name = key.replace("-", "_")
@@ -235,7 +235,8 @@ def from_record(doc: object) -> Settings | None:
         if name not in doc:
             continue
         try:
-            settings = replace(settings, **{name: _check(name, doc[name], None)})
+            value: Any = _check(name, doc[name], None)
+            settings = replace(settings, **{name: value})
         except (ValueError, TypeError):
             continue
     return settings if settings.command else None
@@ -250,7 +251,7 @@ def load_settings(config_path: Path | None, overrides: dict[str, object]) -> Set
     settings = Settings()
     if config_path is not None:
         values = read_config(Path(config_path))
-        settings = replace(settings, **{k: v for k, v in values.items() if k not in CLI_KEYS})  # type: ignore[arg-type]
+        settings = replace(settings, **{k: v for k, v in values.items() if k not in CLI_KEYS})
     settings = apply(settings, overrides)
     if not settings.cwd:
         settings = replace(settings, cwd=os.getcwd())

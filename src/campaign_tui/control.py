@@ -1,0 +1,492 @@
+"""Run, start, stop and restart a campaign: what the CLI and the TUI call.
+
+Single instance: a supervisor holds an exclusive ``flock`` on supervisor.lock
+for its whole life, on a descriptor opened O_CLOEXEC (the campaign never
+inherits it, so a campaign that outlives a SIGKILLed supervisor does not keep
+the lock). ``start`` takes the lock *before* it forks the daemon, so of twenty
+racing starts exactly one launches and the others refuse.
+
+Control reaches only the owner's supervisor: a Unix socket (mode 0600) in the
+0700 state directory, whose server checks the peer's uid (SO_PEERCRED), with
+fixed verbs (``stop``, ``restart``, ``ping``). The command to run always comes
+from the recorded settings, never from the control channel. When the socket
+cannot be reached, ``stop`` falls back to SIGTERM to the supervisor's pid,
+verified by its start time.
+
+Every function returns a process exit code and prints its own lines; pass
+``echo=`` to send those lines elsewhere (the TUI does). ``stop``, ``restart``
+and ``start`` return within about ``stop_timeout`` + 1 s (plus a short sweep),
+so the TUI may call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pwd
+import select
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from campaign_tui import config, procs, proctree, statedir
+from campaign_tui.config import Settings
+from campaign_tui.errors import EX_NOINPUT, UsageError
+from campaign_tui.statedir import StateDir, StateDirError
+from campaign_tui.supervisor import CONTROL_SOCKET, EXIT_NOEXEC, Adopted, Supervisor, socket_address
+from campaign_tui.writer import StateWriter
+
+Echo = Callable[[str], None]
+READY_TIMEOUT = 15.0
+EXIT_RUNNING = 1
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _eprint(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ==================================================================== lock
+
+
+def try_lock(sd: StateDir) -> int | None:
+    """The locked descriptor of supervisor.lock, or None when another supervisor holds it."""
+    fd = os.open(
+        sd.file(statedir.LOCK),
+        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+        0o600,
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+# ==================================================================== recorded state
+
+
+def _raw_supervisor(sd: StateDir) -> dict[str, Any]:
+    doc = statedir.read_json(sd.file(statedir.SUPERVISOR))
+    return doc if isinstance(doc, dict) else {}
+
+
+def _num(doc: dict[str, Any], key: str) -> float | None:
+    value = doc.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _supervisor_alive(doc: dict[str, Any]) -> int | None:
+    pid = _num(doc, "pid")
+    if pid and procs.alive(int(pid), _num(doc, "pid_start")):
+        return int(pid)
+    return None
+
+
+def _child_alive(doc: dict[str, Any]) -> int | None:
+    pid = _num(doc, "child_pid")
+    if pid and _num(doc, "child_start") is not None and procs.alive(int(pid), _num(doc, "child_start")):
+        return int(pid)
+    return None
+
+
+def recorded_settings(sd: StateDir) -> Settings | None:
+    """The settings the last supervisor ran with (campaign.json, else supervisor.json)."""
+    for name in (statedir.CONFIG, statedir.SUPERVISOR):
+        doc = statedir.read_json(sd.file(name))
+        if isinstance(doc, dict):
+            settings = config.from_record(doc.get("settings", doc))
+            if settings is not None:
+                return settings
+    return None
+
+
+# ==================================================================== checks
+
+
+def check_executable(settings: Settings) -> str | None:
+    """Why the command cannot be executed, or None (a quick check before forking)."""
+    if not settings.command:
+        return "missing command: campaign-tui run [options] -- CMD [ARGS...]"
+    cwd = settings.cwd or os.getcwd()
+    if not os.path.isdir(cwd):
+        return f"cannot execute {settings.command[0]!r}: working directory {cwd} does not exist"
+    program = settings.command[0]
+    if "/" in program:
+        path = Path(cwd, program)
+        if not path.exists():
+            return f"cannot execute {program!r}: no such file"
+        if path.is_dir() or not os.access(path, os.X_OK):
+            return f"cannot execute {program!r}: permission denied (not executable?)"
+        return None
+    if shutil.which(program) is None:
+        return f"cannot execute {program!r}: command not found"
+    return None
+
+
+def logind_warning() -> str | None:
+    """A warning when logind may kill this user's processes at logout (never raises)."""
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        return None
+    if Path("/var/lib/systemd/linger", user).exists():
+        return None
+    kill = None
+    files = [Path("/etc/systemd/logind.conf")]
+    with contextlib.suppress(OSError):
+        files += sorted(Path("/etc/systemd/logind.conf.d").glob("*.conf"))
+    for path in files:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("KillUserProcesses="):
+                    kill = line.split("=", 1)[1].strip().lower() in ("yes", "true", "1", "on")
+    if not kill:
+        return None
+    return (
+        "warning: logind kills your processes at logout here (KillUserProcesses=yes) and you "
+        f"have no lingering: run `loginctl enable-linger {user}` or start under "
+        "`systemd-run --user --scope campaign-tui run ...` so the campaign survives logout"
+    )
+
+
+# ==================================================================== daemon
+
+
+def _daemonize(
+    sd: StateDir, lock_fd: int, make: Callable[[Callable[[str], None]], Supervisor]
+) -> tuple[int, str]:
+    """Double-fork a supervisor in its own session; wait for its first word.
+
+    Returns (exit code, line): (0, pid) once the first attempt runs, or the
+    daemon's error (66 and why when the command cannot be executed).
+    """
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    first = os.fork()
+    if first == 0:  # pragma: no cover - runs in the daemon
+        code = 70
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            os.chdir("/")
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                log = statedir.open_append(sd.file(statedir.WRAPPER_LOG))
+            except OSError:
+                log = null
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(log, 2)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+            def notify(message: str) -> None:
+                os.write(write_fd, message.encode() + b"\n")
+                os.close(write_fd)
+
+            code = make(notify).run()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                os.write(write_fd, f"err 70 internal error: {type(exc).__name__}: {exc}\n".encode())
+                import traceback
+
+                traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    os.close(lock_fd)  # the daemon's copy keeps the lock
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(first, 0)
+    data = b""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while b"\n" not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(read_fd)
+    line = data.decode("utf-8", "replace").strip()
+    if line.startswith("ok "):
+        return 0, line[3:]
+    if line.startswith("err "):
+        code_text, _, message = line[4:].partition(" ")
+        return int(code_text) if code_text.isdigit() else 70, message
+    return 70, f"the supervisor did not report back (see {sd.file(statedir.WRAPPER_LOG)})"
+
+
+# ==================================================================== run / start
+
+
+def run(sd: StateDir, settings: Settings, detach: bool) -> int:
+    """``campaign-tui run [--detach] -- CMD``: supervise ``settings.command``.
+
+    Foreground: a line per event, returns when the campaign completes (0), is
+    stopped (0; Ctrl-C 130), is given up on (2). Detached: prints the supervisor
+    pid and returns 0 at once. A command that cannot be executed: one line on
+    stderr, 66, no retries. Another supervisor of this campaign running: 1.
+    """
+    sd = StateDir(sd.path.resolve(), sd.layout)
+    try:
+        statedir.ensure(sd)
+    except StateDirError as exc:
+        raise UsageError(str(exc), 73) from None
+    problem = check_executable(settings)
+    if problem is not None:
+        _eprint(f"campaign-tui: {problem}")
+        return EX_NOINPUT if settings.command else 64
+    lock_fd = try_lock(sd)
+    if lock_fd is None:
+        return _already_running(sd)
+    if not detach:
+        try:
+            return Supervisor(sd, settings, foreground=True, lock_fd=lock_fd).run()
+        finally:
+            os.close(lock_fd)
+    warning = logind_warning()
+    if warning:
+        _eprint(f"campaign-tui: {warning}")
+    code, line = _daemonize(
+        sd, lock_fd, lambda notify: Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, notify=notify)
+    )
+    if code == 0:
+        _print(line)
+    else:
+        _eprint(f"campaign-tui: {line}")
+    return code
+
+
+def _already_running(sd: StateDir, echo: Echo = _eprint) -> int:
+    doc = _raw_supervisor(sd)
+    pid = _supervisor_alive(doc)
+    who = f" (supervisor pid {pid})" if pid else ""
+    echo(f"campaign-tui: campaign {sd.name!r} is already running{who}; "
+         "`campaign-tui stop` or `restart` act on it")
+    return EXIT_RUNNING
+
+
+def start(
+    sd: StateDir,
+    overrides: dict[str, object],
+    config_path: Path | None,
+    *,
+    echo: Echo = _print,
+    echo_err: Echo = _eprint,
+) -> int:
+    """``campaign-tui start``: launch the recorded campaign detached and resume it.
+
+    Settings: the ones recorded in the state directory, then ``config_path``,
+    then ``overrides``. Refuses (1) while the campaign runs. When the supervisor
+    was killed but the campaign process still runs, adopts it instead of
+    starting a second copy. Returns within a few seconds.
+    """
+    sd = StateDir(sd.path.resolve(), sd.layout)
+    try:
+        statedir.ensure(sd)
+    except StateDirError as exc:
+        raise UsageError(str(exc), 73) from None
+    settings = recorded_settings(sd)
+    if config_path is not None:
+        base = settings or Settings()
+        values = config.read_config(Path(config_path))
+        settings = replace(base, **{k: v for k, v in values.items() if k not in config.CLI_KEYS})
+    settings = config.apply(settings or Settings(), overrides)
+    if not settings.command:
+        raise UsageError(
+            f"nothing to start in {sd.path}: no recorded campaign and no command in campaign.toml "
+            "(use `campaign-tui run -- CMD` first)",
+            EX_NOINPUT,
+        )
+    if not settings.cwd:
+        settings = replace(settings, cwd=os.getcwd())
+    lock_fd = try_lock(sd)
+    if lock_fd is None:
+        return _already_running(sd, echo_err)
+    doc = _raw_supervisor(sd)
+    adopt = None
+    child = _child_alive(doc)
+    if child is not None:
+        adopt = Adopted(
+            pid=child,
+            start=_num(doc, "child_start"),
+            attempt=int(_num(doc, "attempt") or 1),
+            started_ms=int(_num(doc, "child_started_ms") or 0) or None,
+            run_id=str(doc.get("run_id") or ""),
+        )
+    else:
+        problem = check_executable(settings)
+        if problem is not None:
+            os.close(lock_fd)
+            echo_err(f"campaign-tui: {problem}")
+            return EX_NOINPUT
+    previous = int(_num(doc, "attempt") or 0)
+    fresh = doc.get("state") == "complete" or previous == 0
+    first = 1 if fresh else previous + 1
+    warning = logind_warning()
+    if warning:
+        echo_err(f"campaign-tui: {warning}")
+
+    def make(notify: Callable[[str], None]) -> Supervisor:
+        return Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, adopt=adopt,
+                          first_attempt=first, resume=not fresh, notify=notify)
+
+    code, line = _daemonize(sd, lock_fd, make)
+    if code != 0:
+        echo_err(f"campaign-tui: {line}")
+        return code
+    if adopt is not None:
+        echo(f"adopted running campaign pid {adopt.pid}; supervisor pid {line}")
+    else:
+        echo(line)
+    return 0
+
+
+# ==================================================================== stop / restart
+
+
+def _ask(sd: StateDir, verb: str, timeout: float) -> str | None:
+    """Send ``verb`` over the control socket; the final answer line, or None if unreachable."""
+    path = sd.file(CONTROL_SOCKET)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    address, dir_fd = socket_address(path)
+    try:
+        sock.settimeout(2.0)
+        sock.connect(address)
+        sock.sendall(verb.encode() + b"\n")
+        sock.settimeout(timeout)
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        sock.close()
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _stop_timeout(doc: dict[str, Any]) -> float:
+    settings = doc.get("settings")
+    value = settings.get("stop_timeout") if isinstance(settings, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else 10.0
+
+
+def _wait_gone(pid: int, start: float | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while procs.alive(pid, start):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop(sd: StateDir, *, echo: Echo = _print, echo_err: Echo = _eprint) -> int:
+    """``campaign-tui stop``: intentional stop; returns when the whole tree is gone.
+
+    0 when stopped (or already not running), 1 when it could not be stopped.
+    Takes at most about stop_timeout + 1 s (plus a short sweep).
+    """
+    doc = _raw_supervisor(sd)
+    timeout = _stop_timeout(doc) + 5.0
+    pid = _supervisor_alive(doc)
+    if pid is not None:
+        answer = _ask(sd, "stop", timeout)
+        if answer is None or not answer.startswith("done"):
+            # no socket: SIGTERM to the verified supervisor pid means "stop the campaign"
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, _num(doc, "pid_start"), timeout):
+            echo_err(f"campaign-tui: supervisor pid {pid} did not stop within {timeout:g}s")
+            return 1
+        echo(f"campaign {sd.name!r} stopped")
+        return 0
+    child = _child_alive(doc)
+    if child is None:
+        echo(f"campaign {sd.name!r} is not running")
+        return 0
+    lock_fd = try_lock(sd)
+    if lock_fd is None:  # a supervisor appeared meanwhile: ask it
+        return stop(sd, echo=echo, echo_err=echo_err)
+    try:
+        _stop_unsupervised(sd, doc, child)
+    finally:
+        os.close(lock_fd)
+    echo(f"campaign {sd.name!r} (unsupervised pid {child}) stopped")
+    return 0
+
+
+def _stop_unsupervised(sd: StateDir, doc: dict[str, Any], child: int) -> None:
+    """End a campaign whose supervisor was killed: record intent, TERM, wait, KILL, sweep."""
+    import psutil
+
+    writer = StateWriter(sd, who="campaign-tui stop")
+    writer.json(statedir.SUPERVISOR, {**doc, "state": "stopping"}, fsync=True)
+    run_id = str(doc.get("run_id") or "")
+    start_t = _num(doc, "child_start")
+
+    def collect() -> list[psutil.Process]:
+        found = []
+        if procs.alive(child, start_t):
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(child))
+        found += proctree.descendants(child)
+        return found
+
+    proctree.terminate(collect, child, _stop_timeout(doc), time.sleep)
+    if run_id:
+        proctree.signal_all(proctree.marked(run_id), signal.SIGKILL)
+    writer.status("TERMINATED", "stopped on request (campaign-tui stop) while unsupervised")
+    writer.json(statedir.SUPERVISOR, {**doc, "state": "stopped", "child_pid": None,
+                                      "child_start": None}, fsync=True)
+
+
+def restart(sd: StateDir, *, echo: Echo = _print, echo_err: Echo = _eprint) -> int:
+    """``campaign-tui restart``: end the running attempt and start the next one now.
+
+    Not counted against max_restarts. When no supervisor runs, this is ``start``.
+    Returns within about stop_timeout + 1 s.
+    """
+    doc = _raw_supervisor(sd)
+    if _supervisor_alive(doc) is None:
+        echo(f"campaign {sd.name!r} is not supervised: starting it")
+        return start(sd, {}, None, echo=echo, echo_err=echo_err)
+    answer = _ask(sd, "restart", _stop_timeout(doc) + 5.0)
+    if answer is None:
+        echo_err("campaign-tui: the supervisor's control socket does not answer")
+        return 1
+    if answer.startswith("done attempt"):
+        echo(f"campaign {sd.name!r} restarted (attempt {answer.split()[-1]})")
+        return 0
+    echo_err(f"campaign-tui: restart did not complete: {answer or 'no answer'}")
+    return 1
+
+
+def ping(sd: StateDir) -> str | None:
+    """The supervisor's one-line JSON state, or None when none answers."""
+    return _ask(sd, "ping", 2.0)
+
+
+__all__ = ["EXIT_NOEXEC", "ping", "restart", "run", "start", "stop"]
