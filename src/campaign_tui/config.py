@@ -100,7 +100,7 @@ def _check(name: str, value: object, base_dir: Path | None) -> object:
         elif isinstance(value, str):
             seconds = parse_duration(value)
         else:
-            raise ValueError("must be a duration such as 90, 0.5, \"10m\"")
+            raise ValueError('must be a duration such as 90, 0.5, "10m"')
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError("must be a duration of zero or more seconds")
         if name in ("stale_after", "backoff_reset_after") and seconds <= 0:
@@ -118,7 +118,7 @@ def _check(name: str, value: object, base_dir: Path | None) -> object:
         if isinstance(value, str):
             value = parse_size(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError("must be a size in bytes (0 means unbounded), e.g. 10485760 or \"10MB\"")
+            raise ValueError('must be a size in bytes (0 means unbounded), e.g. 10485760 or "10MB"')
         return value
     if name == "restart_on_stale":
         if not isinstance(value, bool):
@@ -128,7 +128,7 @@ def _check(name: str, value: object, base_dir: Path | None) -> object:
         if isinstance(value, str):
             value = shlex.split(value)
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ValueError("must be a list of strings, e.g. [\"notify-send\", \"campaign\"]")
+            raise ValueError('must be a list of strings, e.g. ["notify-send", "campaign"]')
         if name == "command" and value and not value[0]:
             raise ValueError("must not start with an empty program name")
         return tuple(value)

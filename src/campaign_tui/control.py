@@ -96,7 +96,11 @@ def _supervisor_alive(doc: dict[str, Any]) -> int | None:
 
 def _child_alive(doc: dict[str, Any]) -> int | None:
     pid = _num(doc, "child_pid")
-    if pid and _num(doc, "child_start") is not None and procs.alive(int(pid), _num(doc, "child_start")):
+    if (
+        pid
+        and _num(doc, "child_start") is not None
+        and procs.alive(int(pid), _num(doc, "child_start"))
+    ):
         return int(pid)
     return None
 
@@ -265,7 +269,9 @@ def run(sd: StateDir, settings: Settings, detach: bool) -> int:
     if warning:
         _eprint(f"campaign-tui: {warning}")
     code, line = _daemonize(
-        sd, lock_fd, lambda notify: Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, notify=notify)
+        sd,
+        lock_fd,
+        lambda notify: Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, notify=notify),
     )
     if code == 0:
         _print(line)
@@ -278,8 +284,10 @@ def _already_running(sd: StateDir, echo: Echo = _eprint) -> int:
     doc = _raw_supervisor(sd)
     pid = _supervisor_alive(doc)
     who = f" (supervisor pid {pid})" if pid else ""
-    echo(f"campaign-tui: campaign {sd.name!r} is already running{who}; "
-         "`campaign-tui stop` or `restart` act on it")
+    echo(
+        f"campaign-tui: campaign {sd.name!r} is already running{who}; "
+        "`campaign-tui stop` or `restart` act on it"
+    )
     return EXIT_RUNNING
 
 
@@ -345,8 +353,16 @@ def start(
         echo_err(f"campaign-tui: {warning}")
 
     def make(notify: Callable[[str], None]) -> Supervisor:
-        return Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, adopt=adopt,
-                          first_attempt=first, resume=not fresh, notify=notify)
+        return Supervisor(
+            sd,
+            settings,
+            foreground=False,
+            lock_fd=lock_fd,
+            adopt=adopt,
+            first_attempt=first,
+            resume=not fresh,
+            notify=notify,
+        )
 
     code, line = _daemonize(sd, lock_fd, make)
     if code != 0:
@@ -459,8 +475,11 @@ def _stop_unsupervised(sd: StateDir, doc: dict[str, Any], child: int) -> None:
     if run_id:
         proctree.signal_all(proctree.marked(run_id), signal.SIGKILL)
     writer.status("TERMINATED", "stopped on request (campaign-tui stop) while unsupervised")
-    writer.json(statedir.SUPERVISOR, {**doc, "state": "stopped", "child_pid": None,
-                                      "child_start": None}, fsync=True)
+    writer.json(
+        statedir.SUPERVISOR,
+        {**doc, "state": "stopped", "child_pid": None, "child_start": None},
+        fsync=True,
+    )
 
 
 def restart(sd: StateDir, *, echo: Echo = _print, echo_err: Echo = _eprint) -> int:

@@ -272,7 +272,9 @@ class Supervisor:
 
     def _setup(self) -> None:
         if not proctree.become_subreaper():
-            self._say("WARNING", "cannot become a child subreaper: setsid'd grandchildren may escape")
+            self._say(
+                "WARNING", "cannot become a child subreaper: setsid'd grandchildren may escape"
+            )
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -307,9 +309,23 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 os.unlink(self.sd.file(CONTROL_SOCKET))
             self._listener.close()
-        for hook in self.hooks.values():
-            with contextlib.suppress(OSError):
-                hook.popen.wait(timeout=max(0.0, hook.deadline - time.monotonic()))
+        for pid, hook in list(self.hooks.items()):
+            try:
+                code = hook.popen.wait(timeout=max(0.0, hook.deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                self.writer.log(
+                    statedir.WRAPPER_LOG,
+                    "WARNING",
+                    f"on_alert hook pid {pid} timed out after {HOOK_TIMEOUT:g}s: killed",
+                )
+                continue
+            except (OSError, ChildProcessError):
+                continue
+            if code != 0:
+                self._hook_failed(code)
+        self.hooks.clear()
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -337,8 +353,16 @@ class Supervisor:
         self._say({"info": "INFO", "warning": "WARNING", "critical": "CRITICAL"}[level], message)
         wanted = _LEVEL_RANK.get(self.settings.on_alert_level, 1)
         if self.settings.on_alert and _LEVEL_RANK[level] >= wanted:
-            self._run_hook({"level": level, "message": message, "campaign": self.sd.name,
-                            "state_dir": str(self.sd.path), "attempt": self.attempt, **stamp()})
+            self._run_hook(
+                {
+                    "level": level,
+                    "message": message,
+                    "campaign": self.sd.name,
+                    "state_dir": str(self.sd.path),
+                    "attempt": self.attempt,
+                    **stamp(),
+                }
+            )
 
     def _command_text(self) -> str:
         import shlex
@@ -407,8 +431,11 @@ class Supervisor:
         # The status says RUNNING before the command can overwrite it with its own.
         self.status_ms = started_ms
         self.writer.status(
-            "RUNNING", f"attempt {attempt} started by the supervisor", fsync=False,
-            timestamp=started_ms, attempt=attempt,
+            "RUNNING",
+            f"attempt {attempt} started by the supervisor",
+            fsync=False,
+            timestamp=started_ms,
+            attempt=attempt,
         )
         try:
             popen = subprocess.Popen(
@@ -519,7 +546,7 @@ class Supervisor:
                 hook = self.hooks.pop(pid)
                 hook.popen.returncode = code = os.waitstatus_to_exitcode(status)
                 if code != 0:
-                    self._say("WARNING", f"on_alert hook {how_it_ended(*describe_wait(status))}")
+                    self._hook_failed(code)
 
     # ================================================================ an attempt ended
 
@@ -571,7 +598,9 @@ class Supervisor:
         action = policy.next_action(self.history, event, now, self.limits)
         self.history = self.history.with_ended(event, now)
         hb = _heartbeat(self.sd)
-        item = hb.item if hb is not None and hb.at_ms and hb.at_ms >= child.started_ms - 1000 else None
+        item = (
+            hb.item if hb is not None and hb.at_ms and hb.at_ms >= child.started_ms - 1000 else None
+        )
         uptime = round(now - child.started, 3)
         ended_ms = now_ms()
         self.writer.jsonl(
@@ -595,8 +624,11 @@ class Supervisor:
         self.child = None
         ended = how_it_ended(code, sig)
         where = f" during item {item}" if item else ""
-        self._say("INFO", f"attempt {child.attempt} (pid {child.pid}) {ended} after "
-                  f"{clock.human_duration(uptime)}{where}: {outcome} ({why})")
+        self._say(
+            "INFO",
+            f"attempt {child.attempt} (pid {child.pid}) {ended} after "
+            f"{clock.human_duration(uptime)}{where}: {outcome} ({why})",
+        )
         if outcome == "complete":
             self._completed(why)
         elif outcome == "stopped":
@@ -638,14 +670,20 @@ class Supervisor:
         self.exit_code = EXIT_INTERRUPTED if kind == "interrupt" else EXIT_STOPPED
         self._alert("campaign stopped" + (" (interrupted)" if kind == "interrupt" else ""), "info")
 
-    def _crashed(self, child: Child, code: int | None, sig: str | None, why: str, item: str | None) -> None:
+    def _crashed(
+        self, child: Child, code: int | None, sig: str | None, why: str, item: str | None
+    ) -> None:
         tail = self._output_tail(child)
         status = _status(self.sd)
         where = f" during item {item}" if item else ""
         what = "hung and was killed" if child.ended_by == "hang" else why
         message = f"attempt {child.attempt} {what}{where}"
-        extra: dict[str, Any] = {"exit_code": code, "signal": sig, "attempt": child.attempt,
-                                 "output_tail": tail}
+        extra: dict[str, Any] = {
+            "exit_code": code,
+            "signal": sig,
+            "attempt": child.attempt,
+            "output_tail": tail,
+        }
         if status is not None and status.state == "CRASHED" and status.at_ms != self.status_ms:
             # The campaign wrote its own crash (with its traceback): keep it, add ours.
             message = f"{status.message} ({how_it_ended(code, sig)})"
@@ -654,7 +692,9 @@ class Supervisor:
             extra["traceback"] = tail or None
         self.writer.status("CRASHED", message, **extra)
         lines = f"\nlast {TAIL_LINES} lines of output:\n{tail}" if tail else "\n(no output)"
-        self.writer.log(statedir.ERRORS_LOG, "ERROR", f"{message} ({how_it_ended(code, sig)}){lines}")
+        self.writer.log(
+            statedir.ERRORS_LOG, "ERROR", f"{message} ({how_it_ended(code, sig)}){lines}"
+        )
 
     def _schedule_restart(self, action: policy.Restart, outcome: str) -> None:
         if action.restart:
@@ -777,8 +817,11 @@ class Supervisor:
             proctree.signal_all(left, signal.SIGKILL)
             killed += len(left)
         if killed:
-            self._say("WARNING", f"{killed} process(es) ignored SIGTERM for "
-                      f"{self.settings.stop_timeout:g}s and were killed")
+            self._say(
+                "WARNING",
+                f"{killed} process(es) ignored SIGTERM for "
+                f"{self.settings.stop_timeout:g}s and were killed",
+            )
         self._reap()
         if child.popen is not None and child.status is None:
             # reaped by nobody yet: it must be gone now
@@ -819,7 +862,10 @@ class Supervisor:
             sock.bind(address)
         except OSError as exc:
             sock.close()
-            self._say("WARNING", f"no control socket ({exc.strerror}): stop with SIGTERM to pid {self.pid}")
+            self._say(
+                "WARNING",
+                f"no control socket ({exc.strerror}): stop with SIGTERM to pid {self.pid}",
+            )
             return
         finally:
             os.umask(old)
@@ -886,8 +932,12 @@ class Supervisor:
 
     def _ping(self) -> dict[str, object]:
         child = self.child
-        return {"pid": self.pid, "state": self.state, "attempt": self.attempt,
-                "child_pid": child.pid if child else None}
+        return {
+            "pid": self.pid,
+            "state": self.state,
+            "attempt": self.attempt,
+            "child_pid": child.pid if child else None,
+        }
 
     def _send(self, waiter: Waiter, line: str) -> None:
         with contextlib.suppress(OSError):
@@ -942,19 +992,28 @@ class Supervisor:
     def _diagnose(self, child: Child, age: float) -> None:
         """Capture what the hung campaign is doing into errors.log, each step bounded."""
         procs = self._tree(child)
-        parts = [f"hang diagnosis of attempt {child.attempt} (pid {child.pid}), "
-                 f"no sign of life for {clock.human_duration(age)}",
-                 "process tree:", proctree.describe_tree(procs)]
+        parts = [
+            f"hang diagnosis of attempt {child.attempt} (pid {child.pid}), "
+            f"no sign of life for {clock.human_duration(age)}",
+            "process tree:",
+            proctree.describe_tree(procs),
+        ]
         parts += proctree.py_spy_dumps(procs)
         hb = _heartbeat(self.sd)
         diag = hb.diag_signal.upper() if hb is not None and hb.diag_signal else None
-        if hb is not None and hb.pid and diag in ("SIGUSR1", "SIGUSR2") and any(
-            p.pid == hb.pid for p in procs
-        ) and _alive(hb.pid, hb.pid_start):
+        if (
+            hb is not None
+            and hb.pid
+            and diag in ("SIGUSR1", "SIGUSR2")
+            and any(p.pid == hb.pid for p in procs)
+            and _alive(hb.pid, hb.pid_start)
+        ):
             try:
                 os.kill(hb.pid, getattr(signal, diag))
-                parts.append(f"sent {diag} to pid {hb.pid} (its declared diagnostic signal): "
-                             "its stacks follow in this log")
+                parts.append(
+                    f"sent {diag} to pid {hb.pid} (its declared diagnostic signal): "
+                    "its stacks follow in this log"
+                )
             except OSError as exc:
                 parts.append(f"could not send {diag} to pid {hb.pid}: {exc.strerror}")
         else:
@@ -1017,9 +1076,13 @@ class Supervisor:
             if keep > 1:
                 target = path.with_name(f"{path.name}.1")
                 tmp = path.with_name(f".{path.name}.1.tmp")
-                with open(path, "rb") as src, open(
-                    os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb"
-                ) as dst:
+                with (
+                    open(path, "rb") as src,
+                    open(
+                        os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+                        "wb",
+                    ) as dst,
+                ):
                     shutil.copyfileobj(src, dst, 1 << 20)
                 os.replace(tmp, target)
             os.truncate(path, 0)
@@ -1040,14 +1103,24 @@ class Supervisor:
             log_fd = subprocess.DEVNULL
         try:
             popen = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd,
-                cwd=self.settings.cwd or None, start_new_session=True,
-                env={**os.environ, "CAMPAIGN_STATE_DIR": str(self.sd.path),
-                     "CAMPAIGN_NAME": self.sd.name},
+                command,
+                stdin=subprocess.PIPE,
+                stdout=log_fd,
+                stderr=log_fd,
+                cwd=self.settings.cwd or None,
+                start_new_session=True,
+                env={
+                    **os.environ,
+                    "CAMPAIGN_STATE_DIR": str(self.sd.path),
+                    "CAMPAIGN_NAME": self.sd.name,
+                },
             )
         except OSError as exc:
-            self.writer.log(statedir.WRAPPER_LOG, "WARNING",
-                            f"on_alert hook {command[0]!r} cannot run: {exc.strerror}")
+            self.writer.log(
+                statedir.WRAPPER_LOG,
+                "WARNING",
+                f"on_alert hook {command[0]!r} cannot run: {exc.strerror}",
+            )
             return
         finally:
             if log_fd != subprocess.DEVNULL:
@@ -1060,14 +1133,23 @@ class Supervisor:
             popen.stdin.close()
         self.timers["hooks"] = min(h.deadline for h in self.hooks.values())
 
+    def _hook_failed(self, code: int) -> None:
+        ended = (
+            f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        )
+        self.writer.log(statedir.WRAPPER_LOG, "WARNING", f"on_alert hook {ended}")
+
     def _on_hooks(self) -> None:
         now = time.monotonic()
         for pid, hook in list(self.hooks.items()):
             if hook.deadline <= now and hook.popen.returncode is None:
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
-                self.writer.log(statedir.WRAPPER_LOG, "WARNING",
-                                f"on_alert hook pid {pid} timed out after {HOOK_TIMEOUT:g}s: killed")
+                self.writer.log(
+                    statedir.WRAPPER_LOG,
+                    "WARNING",
+                    f"on_alert hook pid {pid} timed out after {HOOK_TIMEOUT:g}s: killed",
+                )
         self._reap()
         live = [h.deadline for h in self.hooks.values() if h.deadline > now]
         if live:
