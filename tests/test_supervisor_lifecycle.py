@@ -80,7 +80,7 @@ def test_racing_starts_launch_exactly_one_campaign(sup: Sup) -> None:
     assert codes == [0] + [1] * 9, [(r.returncode, r.stderr) for r in results]
     assert all("already running" in r.stderr for r in results if r.returncode == 1)
     doc = sup.wait_child(attempt=2)
-    sleepers = [p for p in sup.marked() if "tick" in " ".join(p.cmdline())]
+    sleepers = [p for p in sup.marked() if p.cmdline()[1:] == SLEEPER[1:]]
     assert [p.pid for p in sleepers] == [doc["child_pid"]]
     assert sup.ctl("start").returncode == 1  # still refused while it runs
     assert sup.ctl("stop").returncode == 0
@@ -102,7 +102,7 @@ def test_supervisor_killed_campaign_goes_on_and_start_adopts_it(sup: Sup) -> Non
         lambda: (d := sup.sup()).get("pid") not in (None, first) and d, 10, "new supervisor"
     )
     assert adopted["child_pid"] == child and adopted["state"] == "running"
-    sleepers = [p for p in sup.marked() if "tick" in " ".join(p.cmdline())]
+    sleepers = [p for p in sup.marked() if p.cmdline()[1:] == SLEEPER[1:]]
     assert [p.pid for p in sleepers] == [child]  # no second copy
     assert sup.ctl("stop").returncode == 0
     assert gone(child) and gone(adopted["pid"])

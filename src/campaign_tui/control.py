@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pwd
 import select
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +159,8 @@ def logind_warning() -> str | None:
                 line = line.strip()
                 if line.startswith("KillUserProcesses="):
                     kill = line.split("=", 1)[1].strip().lower() in ("yes", "true", "1", "on")
+    if kill is None:
+        kill = _logind_property_kill()
     if not kill:
         return None
     return (
@@ -166,53 +170,74 @@ def logind_warning() -> str | None:
     )
 
 
+def _logind_property_kill() -> bool | None:
+    """logind's own KillUserProcesses (its compiled-in default may be yes), if it answers."""
+    busctl = shutil.which("busctl")
+    if busctl is None or not Path("/run/systemd/system").is_dir():
+        return None
+    try:
+        done = subprocess.run(
+            [
+                busctl,
+                "get-property",
+                "org.freedesktop.login1",
+                "/org/freedesktop/login1",
+                "org.freedesktop.login1.Manager",
+                "KillUserProcesses",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=2.0,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() == "b true" if done.returncode == 0 else None
+
+
 # ==================================================================== daemon
 
 
-def _daemonize(
-    sd: StateDir, lock_fd: int, make: Callable[[Callable[[str], None]], Supervisor]
-) -> tuple[int, str]:
-    """Double-fork a supervisor in its own session; wait for its first word.
+def _daemonize(sd: StateDir, lock_fd: int, spec: dict[str, Any]) -> tuple[int, str]:
+    """Launch a supervisor daemon in its own session; wait for its first word.
 
-    Returns (exit code, line): (0, pid) once the first attempt runs, or the
-    daemon's error (66 and why when the command cannot be executed).
+    Double fork, ``setsid``, stdio to /dev/null and wrapper.log, then ``exec`` of
+    a fresh interpreter (``python -m campaign_tui.supervisor --daemon SPEC``), so
+    a caller with threads (the TUI) never leaves a half-copied state behind.
+    Only the held lock and the readiness pipe cross the exec. Returns
+    (exit code, line): (0, pid) once the first attempt runs, or the daemon's
+    error (66 and why when the command cannot be executed).
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    spec = {**spec, "state_dir": str(sd.path), "lock_fd": lock_fd, "notify_fd": write_fd}
+    argv = [sys.executable, "-m", "campaign_tui.supervisor", "--daemon", json.dumps(spec)]
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        log = statedir.open_append(sd.file(statedir.WRAPPER_LOG))
+    except OSError:
+        log = os.dup(null)
     sys.stdout.flush()
     sys.stderr.flush()
     first = os.fork()
-    if first == 0:  # pragma: no cover - runs in the daemon
-        code = 70
+    if first == 0:  # pragma: no cover - runs in the daemon; nothing but syscalls until exec
         try:
-            os.close(read_fd)
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
             os.chdir("/")
-            null = os.open(os.devnull, os.O_RDWR)
-            try:
-                log = statedir.open_append(sd.file(statedir.WRAPPER_LOG))
-            except OSError:
-                log = null
             os.dup2(null, 0)
             os.dup2(null, 1)
             os.dup2(log, 2)
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-
-            def notify(message: str) -> None:
-                os.write(write_fd, message.encode() + b"\n")
-                os.close(write_fd)
-
-            code = make(notify).run()
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                os.write(write_fd, f"err 70 internal error: {type(exc).__name__}: {exc}\n".encode())
-                import traceback
-
-                traceback.print_exc()
-        finally:
-            os._exit(code)
+            os.set_inheritable(lock_fd, True)
+            os.set_inheritable(write_fd, True)
+            os.execv(argv[0], argv)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                os.write(write_fd, b"err 70 cannot launch the supervisor daemon\n")
+        os._exit(70)
+    os.close(null)
+    os.close(log)
     os.close(write_fd)
     os.close(lock_fd)  # the daemon's copy keeps the lock
     with contextlib.suppress(ChildProcessError):
@@ -268,11 +293,7 @@ def run(sd: StateDir, settings: Settings, detach: bool) -> int:
     warning = logind_warning()
     if warning:
         _eprint(f"campaign-tui: {warning}")
-    code, line = _daemonize(
-        sd,
-        lock_fd,
-        lambda notify: Supervisor(sd, settings, foreground=False, lock_fd=lock_fd, notify=notify),
-    )
+    code, line = _daemonize(sd, lock_fd, {"settings": settings.record()})
     if code == 0:
         _print(line)
     else:
@@ -352,19 +373,13 @@ def start(
     if warning:
         echo_err(f"campaign-tui: {warning}")
 
-    def make(notify: Callable[[str], None]) -> Supervisor:
-        return Supervisor(
-            sd,
-            settings,
-            foreground=False,
-            lock_fd=lock_fd,
-            adopt=adopt,
-            first_attempt=first,
-            resume=not fresh,
-            notify=notify,
-        )
-
-    code, line = _daemonize(sd, lock_fd, make)
+    spec: dict[str, Any] = {
+        "settings": settings.record(),
+        "first_attempt": first,
+        "resume": not fresh,
+        "adopt": asdict(adopt) if adopt is not None else None,
+    }
+    code, line = _daemonize(sd, lock_fd, spec)
     if code != 0:
         echo_err(f"campaign-tui: {line}")
         return code

@@ -490,7 +490,8 @@ class Supervisor:
             pid=adopt.pid,
             start=adopt.start,
             attempt=adopt.attempt,
-            started=time.monotonic(),
+            # its uptime counts from its real start, not from the adoption
+            started=time.monotonic() - max(0, now_ms() - (adopt.started_ms or now_ms())) / 1000,
             started_ms=adopt.started_ms or now_ms(),
             pidfd=pidfd,
             results_size=results.stat().st_size if results.exists() else 0,
@@ -601,6 +602,8 @@ class Supervisor:
         item = (
             hb.item if hb is not None and hb.at_ms and hb.at_ms >= child.started_ms - 1000 else None
         )
+        if outcome == "complete":
+            item = None  # nothing was in flight: the last heartbeat names the last item done
         uptime = round(now - child.started, 3)
         ended_ms = now_ms()
         self.writer.jsonl(
@@ -692,9 +695,9 @@ class Supervisor:
             extra["traceback"] = tail or None
         self.writer.status("CRASHED", message, **extra)
         lines = f"\nlast {TAIL_LINES} lines of output:\n{tail}" if tail else "\n(no output)"
-        self.writer.log(
-            statedir.ERRORS_LOG, "ERROR", f"{message} ({how_it_ended(code, sig)}){lines}"
-        )
+        ended = how_it_ended(code, sig)
+        suffix = "" if ended in message else f" ({ended})"
+        self.writer.log(statedir.ERRORS_LOG, "ERROR", f"{message}{suffix}{lines}")
 
     def _schedule_restart(self, action: policy.Restart, outcome: str) -> None:
         if action.restart:
@@ -1218,3 +1221,58 @@ def _exec_failure(settings: Settings, exc: OSError) -> str:
     elif exc.errno == errno.ENOEXEC:
         reason = "not an executable format (a script without a #! line?)"
     return f"cannot execute {program!r}: {reason}"
+
+
+# ==================================================================== the daemon's entry
+
+
+def daemon_main(spec_text: str) -> int:
+    """Entry of a detached supervisor exec'd by :func:`campaign_tui.control._daemonize`.
+
+    The spec names the state directory, the settings record, the held lock's and
+    the readiness pipe's descriptors (both made close-on-exec again at once, so
+    the campaign inherits neither), and what to adopt or resume.
+    """
+    from campaign_tui.config import from_record
+
+    spec = json.loads(spec_text)
+    lock_fd, notify_fd = int(spec["lock_fd"]), int(spec["notify_fd"])
+    os.set_inheritable(lock_fd, False)
+    os.set_inheritable(notify_fd, False)
+
+    def notify(message: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(notify_fd, message.encode() + b"\n")
+        with contextlib.suppress(OSError):
+            os.close(notify_fd)
+
+    settings = from_record(spec["settings"])
+    if settings is None:
+        notify("err 70 the daemon got no usable settings")
+        return 70
+    adopt = Adopted(**spec["adopt"]) if spec.get("adopt") else None
+    sup = Supervisor(
+        StateDir(Path(spec["state_dir"])),
+        settings,
+        foreground=False,
+        lock_fd=lock_fd,
+        adopt=adopt,
+        first_attempt=int(spec.get("first_attempt", 1)),
+        resume=bool(spec.get("resume", False)),
+        notify=notify,
+    )
+    try:
+        return sup.run()
+    except BaseException as exc:
+        notify(f"err 70 internal error: {type(exc).__name__}: {exc}")
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover - exec'd by control._daemonize
+    if len(sys.argv) == 3 and sys.argv[1] == "--daemon":
+        sys.exit(daemon_main(sys.argv[2]))
+    print(
+        "campaign_tui.supervisor is started by `campaign-tui run --detach` / `start`",
+        file=sys.stderr,
+    )
+    sys.exit(64)
