@@ -17,6 +17,7 @@ import pytest
 
 from campaign_tui import statedir
 from campaign_tui.models import Unreadable
+from campaign_tui.snapshot import read_snapshot
 from campaign_tui.statedir import StateDir, StateDirError
 from conftest import ProcessTracker
 
@@ -235,6 +236,15 @@ def test_read_json_bad_content_is_unreadable(state_dir: Path, content: bytes, wh
     got = statedir.read_json(path)
     assert isinstance(got, Unreadable), got
     assert why in got.why
+
+
+@pytest.mark.parametrize("name", ["heartbeat.json", "status.json", "supervisor.json"])
+def test_a_json_null_file_is_unreadable_not_absent(state_dir: Path, name: str) -> None:
+    # the file is there but holds no object: a reader must say so, not "no state files"
+    (state_dir / name).write_bytes(b"null")
+    snap = read_snapshot(StateDir(state_dir))
+    assert not snap.empty
+    assert isinstance(getattr(snap, name.split(".")[0]), Unreadable)
 
 
 def test_read_json_good(state_dir: Path) -> None:
