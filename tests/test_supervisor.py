@@ -230,12 +230,22 @@ def test_environment_and_output_go_straight_to_the_file(sup: Sup) -> None:
 
 def test_output_log_is_bounded_by_copy_and_truncate(sup: Sup, tmp_path: Path) -> None:
     (tmp_path / "campaign.toml").write_text("output_max_bytes = 20000\noutput_files = 2\n")
-    code = "import time\nfor i in range(60):\n    print('x' * 999)\n    time.sleep(0.05)\n"
+    # 25 kB, then wait (bounded) for the supervisor to rotate, then one more line
+    # through the same O_APPEND descriptor: it must land at the start of the new file.
+    code = (
+        "import os, sys, time\n"
+        "for i in range(25): print('x' * 999)\n"
+        "sys.stdout.flush()\n"
+        "end = time.monotonic() + 10\n"
+        "while os.path.getsize(os.environ['CAMPAIGN_STATE_DIR'] + '/output.log') > 20000"
+        " and time.monotonic() < end: time.sleep(0.02)\n"
+        "print('after rotation')\n"
+    )
     done = sup.run("--config", str(tmp_path / "campaign.toml"), cmd=[PY, "-c", code])
     assert done.returncode == 0, done.stderr
-    assert (sup.dir / "output.log.1").exists() and not (sup.dir / "output.log.2").exists()
-    assert (sup.dir / "output.log").stat().st_size < 60_000
-    assert (sup.dir / "output.log.1").stat().st_size >= 20_000
+    assert sup.text("output.log") == "after rotation\n"  # no hole, no old bytes
+    assert sup.text("output.log.1").count("x" * 999) == 25
+    assert not (sup.dir / "output.log.2").exists()
 
 
 def test_on_alert_hook_gets_the_alert_as_json(sup: Sup, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_restart_on_stale_diagnoses_kills_and_restarts(sup: Sup) -> None:
     assert [(r["reason"], r["item"]) for r in records] == [("hang", "A-2"), ("complete", None)]
     errors = sup.text("errors.log")
     assert "hang diagnosis of attempt 1" in errors and "process tree:" in errors
-    assert "WCHAN" in errors and "sent SIGUSR1" in errors
+    assert "WCHAN" in errors and "sending SIGUSR1" in errors
     assert "File " in errors and "hang.py" in errors  # the campaign's own stacks (faulthandler)
     assert sup.json("status.json")["status"] == "COMPLETE"
     assert sorted(r["item"] for r in sup.lines("results.jsonl")) == ["A-1", "A-2"]

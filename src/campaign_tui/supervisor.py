@@ -1004,26 +1004,35 @@ class Supervisor:
         parts += proctree.py_spy_dumps(procs)
         hb = _heartbeat(self.sd)
         diag = hb.diag_signal.upper() if hb is not None and hb.diag_signal else None
-        if (
+        declared = (
             hb is not None
-            and hb.pid
+            and hb.pid is not None
             and diag in ("SIGUSR1", "SIGUSR2")
             and any(p.pid == hb.pid for p in procs)
             and _alive(hb.pid, hb.pid_start)
-        ):
+        )
+        if not declared:
+            parts.append("no diagnostic signal declared by the campaign: none sent")
+            self.writer.log(statedir.ERRORS_LOG, "ERROR", "\n".join(parts))
+        else:
+            assert hb is not None and hb.pid is not None and diag is not None
+            parts.append(
+                f"sending {diag} to pid {hb.pid} (its declared diagnostic signal): "
+                "its own stacks follow in this log"
+            )
+            self.writer.log(statedir.ERRORS_LOG, "ERROR", "\n".join(parts))
+            errors = self.sd.file(statedir.ERRORS_LOG)
+            before = _size(errors)
             try:
                 os.kill(hb.pid, getattr(signal, diag))
-                parts.append(
-                    f"sent {diag} to pid {hb.pid} (its declared diagnostic signal): "
-                    "its stacks follow in this log"
-                )
             except OSError as exc:
-                parts.append(f"could not send {diag} to pid {hb.pid}: {exc.strerror}")
-        else:
-            parts.append("no diagnostic signal declared by the campaign: none sent")
-        self.writer.log(statedir.ERRORS_LOG, "ERROR", "\n".join(parts))
-        if diag and "sent" in parts[-1]:
-            self._wait_a_little(DIAG_WAIT)
+                self.writer.log(statedir.ERRORS_LOG, "ERROR", f"{diag} not sent: {exc.strerror}")
+            else:
+                # until the stacks arrive (and a moment more for the rest), at most DIAG_WAIT
+                deadline = time.monotonic() + DIAG_WAIT
+                while _size(errors) == before and time.monotonic() < deadline:
+                    self._wait_a_little(0.05)
+                self._wait_a_little(0.1)
         self._say("INFO", "hang diagnosis written to errors.log")
 
     # ================================================================ output follower
