@@ -567,6 +567,46 @@ def test_disk_fills_up_mid_run_campaign_finishes_and_warns_once(
     assert len(_warnings(err)) == 1, err
 
 
+def test_results_journal_has_no_torn_line_after_a_full_disk(
+    camp: CampaignRun, tiny_disk: Path
+) -> None:
+    # While the disk is full, an append that crosses into a new page is cut
+    # short; the journal must not keep that fragment glued to the next record.
+    proc = camp.start(
+        camp.script(
+            """
+            KEYS = [f"item-{n:02d}-" + "x" * 60 for n in range(40)]
+            with Campaign(total=len(KEYS)) as campaign:
+                for key in campaign.pending(KEYS):
+                    with campaign.item(key):
+                        if key.startswith("item-04"):
+                            wait_for("full")
+                        if key.startswith("item-30"):
+                            wait_for("freed")
+            """
+        )
+    )
+    wait_until((camp.go / "waiting-full").exists, 30, "item-04")
+    _fill(tiny_disk)
+    camp.release("full")
+    wait_until((camp.go / "waiting-freed").exists, 30, "item-30")
+    (tiny_disk / "filler").unlink()
+    camp.release("freed")
+    code, err = camp.finish(proc)
+    assert code == 0, err
+    lines = (tiny_disk / "results.jsonl").read_bytes().splitlines()
+    torn = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            torn.append(line[:30] + b"..." + line[-30:])
+    assert torn == [], torn
+    written = {json.loads(line)["item"][:7] for line in lines}
+    # once writes work again, every result is recorded
+    assert {f"item-{n:02d}" for n in range(30, 40)} <= written
+
+
 def test_state_dir_removed_mid_run_campaign_finishes(camp: CampaignRun) -> None:
     proc = camp.start(camp.script(STANDARD), TEST_ITEMS="10", TEST_BLOCK_AT="item-04")
     camp.wait_blocked("item-04")
