@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from campaign_tui import statedir
+from campaign_tui import clock, statedir
+from campaign_tui import procs as procs_mod
 from campaign_tui.clock import now
 from campaign_tui.health import State, judge
 from campaign_tui.snapshot import probe_processes, read_snapshot
@@ -266,11 +267,24 @@ def test_sighup_ignored_by_nohup_stays_ignored(camp: CampaignRun) -> None:
     assert camp.json("status.json")["status"] == "COMPLETE"
 
 
+def _assert_trustworthy_heartbeat(camp: CampaignRun, hb: dict[str, Any], pid: int) -> None:
+    """The heartbeat carries what makes liveness and freshness checkable."""
+    assert hb["pid"] == pid
+    assert hb["pid_start"] == pytest.approx(procs_mod.start_time(pid), abs=1.0)
+    assert hb["boot_id"] == clock.boot_id() and hb["boot_id"]
+    assert 0 <= clock.boottime() - hb["boottime"] < 60  # type: ignore[operator]
+    assert hb["progress"] == "2/6" and hb["percent"] == "33.3"
+    health = camp.judged()
+    assert health.state == State.HEALTHY, health.reason
+    assert "no supervisor" in health.reason and f"pid {pid} alive" in health.process
+
+
 def test_sigusr1_dumps_all_stacks_to_errors_log_without_stopping(camp: CampaignRun) -> None:
     proc = camp.start(camp.script(STANDARD), TEST_BLOCK_AT="item-02")
     hb = camp.wait_blocked("item-02")
     assert hb["diag_signal"] == "SIGUSR1"
     os.kill(proc.pid, signal.SIGUSR1)
+    _assert_trustworthy_heartbeat(camp, hb, proc.pid)
     dump = wait_until(
         lambda: "most recent call first" in (t := camp.text("errors.log"))
         and "in <module>" in t  # the outermost frame: the dump is whole
@@ -284,6 +298,25 @@ def test_sigusr1_dumps_all_stacks_to_errors_log_without_stopping(camp: CampaignR
     assert code == 0, err
     assert camp.json("status.json")["status"] == "COMPLETE"
     assert len(camp.ran_items()) == 6
+
+
+def test_fatal_signal_traceback_goes_to_errors_log(camp: CampaignRun) -> None:
+    code, _ = camp.run(
+        """
+        def crash_hard():
+            os.kill(os.getpid(), signal.SIGSEGV)
+
+        with Campaign(total=1) as campaign:
+            with campaign.item("only"):
+                crash_hard()
+        """
+    )
+    assert code == -signal.SIGSEGV
+    errors = camp.text("errors.log")
+    assert "Fatal Python error: Segmentation fault" in errors
+    assert "crash_hard" in errors  # the stack of the crashing thread
+    # the process could not say more; the process check can
+    assert camp.judged().state == State.CRASHED
 
 
 # ---------------------------------------------------------------- exceptions
@@ -617,6 +650,13 @@ def test_state_dir_removed_mid_run_campaign_finishes(camp: CampaignRun) -> None:
     assert camp.ran_items() == [f"item-{i:02d}" for i in range(10)]
     assert len(_warnings(err)) == 1, err
     assert "Traceback" not in err
+
+
+def test_campaign_never_writes_into_a_group_writable_state_dir(camp: CampaignRun) -> None:
+    camp.state.chmod(0o777)
+    _, err = camp.run(STANDARD, TEST_ITEMS="2")
+    assert list(camp.state.iterdir()) == []
+    assert "writable by group or others" in err
 
 
 def test_state_dir_created_0700_when_absent(camp: CampaignRun) -> None:

@@ -10,14 +10,17 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from campaign_tui import statedir
-from campaign_tui.models import Unreadable
-from campaign_tui.snapshot import read_snapshot
+from campaign_tui.clock import now
+from campaign_tui.health import State, judge
+from campaign_tui.models import Checkpoint, Heartbeat, Unreadable
+from campaign_tui.snapshot import probe_processes, read_snapshot
 from campaign_tui.statedir import StateDir, StateDirError
 from conftest import ProcessTracker
 
@@ -440,3 +443,43 @@ def test_concurrent_appenders_never_interleave_a_line(
     for who in ("a", "b"):
         assert [d["n"] for d in docs if d["who"] == who] == list(range(1500))
 
+
+
+# ---------------------------------------------------------------- whole snapshots
+
+
+def test_legacy_layout_snapshot_reads_the_seed_files(tmp_path: Path) -> None:
+    seed = {
+        "timestamp": int(time.time() * 1000),
+        "current_sd": "SD-057",
+        "progress": "57/118",
+        "percent": "48.3",
+        "status": "running",
+        "pid": os.getpid(),
+    }
+    (tmp_path / "campaign-heartbeat.txt").write_text(json.dumps(seed))
+    (tmp_path / "campaign-checkpoint.json").write_text('{"last_sd": "SD-056", "tested": 56}')
+    (tmp_path / "campaign-status.json").write_text('{"status": "RUNNING"}')
+    (tmp_path / "campaign-alerts.log").write_text("2024-01-01T00:00:00 WARNING slow item\n")
+    (tmp_path / "supervisor.json").write_text('{"state": "running", "pid": 1}')  # not legacy
+    snap = read_snapshot(statedir.resolve(state_dir=tmp_path, layout="legacy"))
+    hb = snap.heartbeat
+    assert isinstance(hb, Heartbeat)
+    assert (hb.item, hb.tested, hb.total, hb.percent) == ("SD-057", 57, 118, 48.3)
+    assert isinstance(snap.checkpoint, Checkpoint) and snap.checkpoint.last_item == "SD-056"
+    assert snap.supervisor is None
+    assert [a.level for a in snap.recent_alerts] == ["WARNING"]
+    health = judge(snap, now(), probe_processes(snap))
+    assert health.state == State.HEALTHY, health.reason
+
+
+def test_snapshot_alert_lines_are_sanitized_and_recent(state_dir: Path) -> None:
+    lines = [f"2024-01-01T00:00:{n:02d} INFO alert {n}\n" for n in range(20)]
+    lines.append("2024-01-01T00:01:00 CRITICAL \x1b]0;owned\x07evil \x1b[31m[b]x[/b]\n")
+    (state_dir / "alerts.log").write_text("".join(lines))
+    snap = read_snapshot(StateDir(state_dir))
+    assert len(snap.recent_alerts) == 5
+    last = snap.recent_alerts[-1]
+    assert last.level == "CRITICAL"
+    assert last.text == "2024-01-01T00:01:00 CRITICAL evil [b]x[/b]"
+    assert snap.empty  # alerts alone are not a campaign's state
