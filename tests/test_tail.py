@@ -58,11 +58,18 @@ def test_a_huge_file_opens_at_once_reading_only_its_end(tmp_path: Path) -> None:
     assert tailer.offset == log.stat().st_size
 
 
-def test_the_first_line_of_a_tail_window_is_dropped_only_when_cut(tmp_path: Path) -> None:
+def test_a_line_cut_by_the_tail_window_is_marked_as_cut(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     write(log, b"aaaa\nbbbb\ncccc\n")
     assert Tailer(log).tail(10, max_bytes=10) == ["bbbb", "cccc"]  # starts exactly at "bbbb"
-    assert Tailer(log).tail(10, max_bytes=8) == ["cccc"]  # starts inside "bbbb"
+    assert Tailer(log).tail(10, max_bytes=8) == ["…bb", "cccc"]  # starts inside "bbbb"
+
+
+def test_a_last_line_longer_than_the_window_still_shows(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    write(log, b"short\n" + b"L" * 1_000_000 + b"\n")
+    (line,) = Tailer(log, max_line=100).tail(10)
+    assert line.startswith("…LLL") and line.endswith("…") and len(line) == 100
 
 
 def test_truncation_restarts_from_the_top_with_a_marker(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from campaign_tui.sanitize import sanitize
 DEFAULT_TAIL_BYTES = 64 * 1024
 CHUNK = 64 * 1024
 MARKER = "──"
+CUT = "…"
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -63,7 +64,8 @@ class Tailer:
         size = opened
         start = max(0, size - max_bytes)
         data = self._read_range(start, size)
-        self._discard = start > 0 and not self._at_line_start(start)
+        if start > 0 and not self._at_line_start(start):
+            self._partial += CUT.encode()  # the start of this line is not shown
         self._offset = size
         lines = self._split(data)
         return lines[-max_lines:] if max_lines > 0 else []
@@ -92,7 +94,9 @@ class Tailer:
             if rotated is not None and rotated != self._identity:
                 # Drained the old file above; a partial last line of it is complete now.
                 out += self._flush_partial()
-                out.append(marker(f"{self.path.name} was replaced (rotated); following the new file"))
+                out.append(
+                    marker(f"{self.path.name} was replaced (rotated); following the new file")
+                )
                 self.close()
                 opened = self._open()
                 if isinstance(opened, int):
