@@ -1,0 +1,321 @@
+"""The worker that watches a state directory and posts what it read.
+
+File changes arrive through watchfiles (imported here, lazily, so the rest of
+the package does not pay for it) with ``debounce=50, step=10``: about 15 ms
+from a write to the event. An atomic replace arrives as ``added``, so the kind
+of change is ignored and only the file name matters. inotify goes silent when
+the directory is removed and recreated, so a one-second tick compares the
+directory's identity and re-arms the watch. The tick also samples the
+processes (a hang is the absence of events, so the health is judged again
+each second), and re-reads everything now and then in case an event was
+missed: every second with ``poll=True`` (NFS, where watchfiles' polling only
+sees whole-second mtimes), every five seconds otherwise.
+
+All reading happens here, in threads; the screen receives messages only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.message import Message
+
+from campaign_tui import statedir
+from campaign_tui.models import Heartbeat, Snapshot, SupervisorDoc, Unreadable
+from campaign_tui.procs import ProcessFacts
+from campaign_tui.snapshot import probe_processes, read_snapshot
+from campaign_tui.statedir import StateDir
+from campaign_tui.tail import Tailer, marker
+from campaign_tui.tui.pace import HeartbeatPace, Pace, pace_from_results
+from campaign_tui.tui.usage import TreeSampler, TreeUsage
+
+LOG_KINDS = ("errors", "alerts", "progress", "output")
+LOG_LINES = 2000  # lines each log view keeps
+POLL_BUDGET = 128 * 1024  # bytes one poll of a log may read; a firehose skips ahead
+RESULTS_TAIL = 16 * 1024
+DEBOUNCE_MS = 50
+STEP_MS = 10
+# output.log only moves the "last output" age: read the state at most this often for it
+OUTPUT_STATE_EVERY = 1.0
+
+_STATE_FILES = (
+    statedir.HEARTBEAT,
+    statedir.CHECKPOINT,
+    statedir.STATUS,
+    statedir.SUPERVISOR,
+    statedir.RESTARTS,
+    statedir.ALERTS_LOG,
+)
+
+
+class StateRead(Message):
+    """The state directory was read: a new snapshot, its processes and the pace."""
+
+    def __init__(self, snapshot: Snapshot, procs: ProcessFacts, pace: Pace) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.procs = procs
+        self.pace = pace
+
+
+class ProcessesSampled(Message):
+    """The once-a-second look at the processes (and the tick that re-judges the health)."""
+
+    def __init__(self, procs: ProcessFacts, usage: TreeUsage | None) -> None:
+        super().__init__()
+        self.procs = procs
+        self.usage = usage
+
+
+class LogLines(Message):
+    """New lines of one log; ``replace`` when they are the whole view (first read)."""
+
+    def __init__(self, kind: str, lines: list[str], replace: bool = False) -> None:
+        super().__init__()
+        self.kind = kind
+        self.lines = lines
+        self.replace = replace
+
+
+def log_kinds(sd: StateDir) -> tuple[str, ...]:
+    """The logs a layout has (the legacy layout has no output log)."""
+    return tuple(k for k in LOG_KINDS if not (sd.legacy and k == "output"))
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _bounded(lines: list[str]) -> list[str]:
+    if len(lines) <= LOG_LINES:
+        return lines
+    return [marker(f"{len(lines) - LOG_LINES + 1} lines not shown"), *lines[-LOG_LINES + 1 :]]
+
+
+@dataclass
+class WatchStats:
+    """Counters for tests and the curious."""
+
+    events: int = 0
+    reads: int = 0
+    arms: int = 0
+
+
+class StateWatcher:
+    """Reads one state directory and posts :class:`StateRead`, :class:`ProcessesSampled`
+    and :class:`LogLines` through ``post``. Run :meth:`run` as a worker."""
+
+    def __init__(
+        self,
+        sd: StateDir,
+        post: Callable[[Message], object],
+        *,
+        poll: bool = False,
+        tick: float = 1.0,
+        reconcile_every: float | None = None,
+    ) -> None:
+        self.sd = sd
+        self._post = post
+        self.poll = poll
+        self.tick = tick
+        self.reconcile_every = reconcile_every or (1.0 if poll else 5.0)
+        self.stats = WatchStats()
+        self._tailers = {kind: Tailer(sd.log(kind)) for kind in log_kinds(sd)}
+        self._by_name = {t.path.name: kind for kind, t in self._tailers.items()}
+        self._state_names = {sd.file(name).name for name in _STATE_FILES}
+        self._results_name = sd.file(statedir.RESULTS).name
+        self._output_name = sd.file(statedir.OUTPUT_LOG).name
+        self._wanted = self._state_names | set(self._by_name) | {self._results_name}
+        self._sampler = TreeSampler()
+        self._hb_pace = HeartbeatPace()
+        self._results_pace = Pace()
+        self._snapshot: Snapshot | None = None
+        self._pace = Pace()
+        self._lock = asyncio.Lock()
+        self._stop_watch: asyncio.Event | None = None
+        self._watched: tuple[int, int] | None = None
+        self._dir_fd: int | None = None
+        self._last_reconcile = 0.0
+        self._last_state_read = 0.0
+
+    # ------------------------------------------------------------------ the worker
+
+    async def run(self) -> None:
+        await self.reconcile(initial=True)  # show something at once; the watch comes next
+        await asyncio.gather(self._watch_loop(), self._tick_loop())
+
+    async def reconcile(self, initial: bool = False) -> None:
+        """Read everything again: the state, the pace and every log."""
+        self._last_reconcile = time.monotonic()
+        await self._read_state(results=True)
+        for kind in self._tailers:
+            await self._read_log(kind, initial=initial)
+
+    async def _watch_loop(self) -> None:
+        try:
+            from watchfiles import awatch
+        except ImportError:  # pragma: no cover - watchfiles is a dependency
+            self.poll = True
+            self.reconcile_every = 1.0
+            await asyncio.Event().wait()
+            return
+        while True:
+            identity = _identity(self.sd.path)
+            if identity is None:
+                await asyncio.sleep(0.25)  # not there (yet): the tick reconciles meanwhile
+                continue
+            self._hold(identity)
+            self._stop_watch = stop = asyncio.Event()
+            changes = awatch(
+                self.sd.path,
+                watch_filter=self._relevant,
+                debounce=DEBOUNCE_MS,
+                step=STEP_MS,
+                stop_event=stop,
+                force_polling=True if self.poll else None,
+                poll_delay_ms=250,
+                recursive=False,
+                ignore_permission_denied=True,
+            )
+            # The first step of the generator sets up the OS watch before it awaits
+            # anything; only then is everything read again, so no write falls between.
+            pending = asyncio.ensure_future(anext(changes))
+            await asyncio.sleep(0)
+            try:
+                await self.reconcile()
+                self.stats.arms += 1
+                while True:
+                    batch = await pending
+                    self.stats.events += 1
+                    await self._changed({Path(path).name for _, path in batch})
+                    pending = asyncio.ensure_future(anext(changes))
+            except StopAsyncIteration:
+                pass  # stopped to re-arm
+            except (OSError, RuntimeError):
+                await asyncio.sleep(0.5)
+            finally:
+                pending.cancel()
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await changes.aclose()
+
+    def _relevant(self, _change: object, path: str) -> bool:
+        return os.path.basename(path) in self._wanted
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            if self._stop_watch is not None and self._watch_is_dead():
+                self._stop_watch.set()  # removed or recreated: re-arm the watch
+            if time.monotonic() - self._last_reconcile >= self.reconcile_every:
+                await self.reconcile()
+            async with self._lock:
+                procs, usage = await asyncio.to_thread(self._sample, self._snapshot)
+            self._post(ProcessesSampled(procs, usage))
+
+    def _hold(self, identity: tuple[int, int]) -> None:
+        """Keep the watched directory open: its inode cannot be reused while we hold it,
+        and a removed directory shows as one with no links."""
+        self._release()
+        self._watched = identity
+        with contextlib.suppress(OSError):
+            self._dir_fd = os.open(self.sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _release(self) -> None:
+        if self._dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._dir_fd)
+        self._dir_fd = None
+
+    def _watch_is_dead(self) -> bool:
+        if _identity(self.sd.path) != self._watched:
+            return True
+        if self._dir_fd is None:
+            return False
+        try:
+            return os.fstat(self._dir_fd).st_nlink == 0
+        except OSError:
+            return True
+
+    async def _changed(self, names: set[str]) -> None:
+        state = bool(names & self._state_names)
+        results = self._results_name in names
+        if (
+            not state
+            and self._output_name in names
+            and time.monotonic() - self._last_state_read >= OUTPUT_STATE_EVERY
+        ):
+            state = True
+        if state or results:
+            await self._read_state(results=results)
+        for name in names:
+            kind = self._by_name.get(name)
+            if kind is not None:
+                await self._read_log(kind)
+
+    # ------------------------------------------------------------------ reading (in threads)
+
+    async def _read_state(self, *, results: bool) -> None:
+        async with self._lock:
+            snap, procs, pace = await asyncio.to_thread(self._read, results)
+        self._last_state_read = time.monotonic()
+        if snap != self._snapshot or pace != self._pace:
+            self._snapshot, self._pace = snap, pace
+            self.stats.reads += 1
+            self._post(StateRead(snap, procs, pace))
+
+    def _read(self, results: bool) -> tuple[Snapshot, ProcessFacts, Pace]:
+        snap = read_snapshot(self.sd)
+        if results and not self.sd.legacy:
+            data = statedir.read_tail(self.sd.file(statedir.RESULTS), RESULTS_TAIL)
+            self._results_pace = pace_from_results(data) if isinstance(data, bytes) else Pace()
+        hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
+        beat_pace = self._hb_pace.observe(hb)
+        pace = self._results_pace if self._results_pace.per_minute else beat_pace
+        return snap, probe_processes(snap), pace
+
+    async def _read_log(self, kind: str, *, initial: bool = False) -> None:
+        tailer = self._tailers[kind]
+        async with self._lock:
+            if initial:
+                lines = await asyncio.to_thread(tailer.tail, LOG_LINES)
+            else:
+                lines = await asyncio.to_thread(tailer.poll, max_bytes=POLL_BUDGET)
+        if lines or initial:
+            self._post(LogLines(kind, _bounded(lines), replace=initial))
+
+    def _sample(self, snap: Snapshot | None) -> tuple[ProcessFacts, TreeUsage | None]:
+        if snap is None:
+            return ProcessFacts(), None
+        procs = probe_processes(snap)
+        pid, start = campaign_pid(snap)
+        return procs, self._sampler.sample(pid, start)
+
+    def close(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+        self._release()
+        for tailer in self._tailers.values():
+            with contextlib.suppress(Exception):
+                tailer.close()
+
+
+def campaign_pid(snap: Snapshot) -> tuple[int | None, float | None]:
+    """The campaign's root process: the supervisor's child, else the heartbeat's pid."""
+    sup = snap.supervisor
+    if isinstance(sup, SupervisorDoc) and sup.child_pid is not None:
+        return sup.child_pid, sup.child_start
+    hb = snap.heartbeat
+    if isinstance(hb, Heartbeat) and not isinstance(hb, Unreadable):
+        return hb.pid, hb.pid_start
+    return None, None
