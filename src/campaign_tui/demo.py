@@ -1,0 +1,66 @@
+"""``campaign-tui demo``: a simulated campaign under the real supervisor, with the TUI.
+
+The campaign (:mod:`campaign_tui.demo_campaign`) runs detached in a fresh
+private temporary state directory, exactly as ``campaign-tui run --detach``
+would run it; the TUI then opens on it. Quitting the TUI leaves the demo
+running until it finishes (about a minute), like any campaign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from campaign_tui import config, control, statedir
+from campaign_tui.statedir import StateDir
+
+DEMO_SETTINGS: dict[str, object] = {
+    "backoff_initial": 3.0,
+    "max_restarts": 3,
+    "stale_after": 30.0,
+    "stop_timeout": 5.0,
+}
+SPEED_VAR = "CAMPAIGN_TUI_DEMO_SPEED"
+
+
+def start_demo(directory: Path | None = None, *, speed: float | None = None) -> StateDir:
+    """Start the demo campaign detached; its state directory (new and private unless given)."""
+    path = directory or Path(tempfile.mkdtemp(prefix="campaign-tui-demo-"))
+    sd = statedir.ensure(StateDir(path.resolve()))
+    if speed is not None:
+        os.environ[SPEED_VAR] = str(speed)  # the supervisor passes its environment on
+    settings = config.load_settings(
+        None,
+        {
+            **DEMO_SETTINGS,
+            "command": (sys.executable, "-m", "campaign_tui.demo_campaign"),
+            "cwd": str(sd.path),
+        },
+    )
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        code = control.run(sd, settings, detach=True)
+    if code != 0:
+        raise RuntimeError(f"the demo campaign did not start (exit {code})")
+    return sd
+
+
+def run_demo() -> int:
+    from campaign_tui.tui.app import run_tui
+
+    sd = start_demo()
+    code = run_tui(sd, root=sd.path.parent)
+    where = sd.path
+    print(
+        "The demo campaign keeps running in the background until it finishes (about a minute).\n"
+        f"Its state directory: {where}\n"
+        f"  campaign-tui --state-dir {where}          # the monitor again\n"
+        f"  campaign-tui status --state-dir {where}\n"
+        f"  campaign-tui logs errors --state-dir {where}\n"
+        f"  campaign-tui stop --state-dir {where}"
+    )
+    return code
