@@ -33,10 +33,12 @@ def start_demo(directory: Path | None = None, *, speed: float | None = None) -> 
     sd = statedir.ensure(StateDir(path.resolve()))
     if speed is not None:
         os.environ[SPEED_VAR] = str(speed)  # the supervisor passes its environment on
+    pace = {} if speed is None else {"backoff_initial": max(0.1, 3.0 * min(speed, 1.0))}
     settings = config.load_settings(
         None,
         {
             **DEMO_SETTINGS,
+            **pace,
             "command": (sys.executable, "-m", "campaign_tui.demo_campaign"),
             "cwd": str(sd.path),
         },
