@@ -586,6 +586,11 @@ def test_full_disk_from_the_start_campaign_finishes_and_warns_once(
     assert "Traceback" not in err
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: StateWriter flaps between 'cannot write' and 'work again' when appends into "
+    "a partly used page still succeed on a full disk: one warning per item, not one",
+)
 def test_disk_fills_up_mid_run_campaign_finishes_and_warns_once(
     camp: CampaignRun, tiny_disk: Path
 ) -> None:
@@ -600,6 +605,11 @@ def test_disk_fills_up_mid_run_campaign_finishes_and_warns_once(
     assert len(_warnings(err)) == 1, err
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: statedir.append_bytes ignores a short os.write (ENOSPC mid-line): the "
+    "fragment stays in results.jsonl and swallows the next record",
+)
 def test_results_journal_has_no_torn_line_after_a_full_disk(
     camp: CampaignRun, tiny_disk: Path
 ) -> None:

@@ -8,7 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from campaign_tui import statedir
@@ -150,15 +151,23 @@ def _check_model(result: object) -> None:
         assert value is None or (isinstance(value, str) and "\x1b" not in value), name
 
 
+BIG = 10**400  # a valid JSON integer that float() cannot hold
+BUG_INT = "bug: models._int/_float call math.isfinite() on a JSON integer too big for a float (OverflowError); check abs(value) <= _MAX_NUMBER first"
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_INT)
 @FUZZ
 @given(DOCS)
+@example({"timestamp": BIG})  # pins the known bug, so this xfail is deterministic
 def test_every_parse_takes_any_json_value(doc: object) -> None:
     for parse in PARSERS.values():
         _check_model(parse(doc))
 
 
+@pytest.mark.xfail(strict=True, reason=BUG_INT)
 @FUZZ
 @given(FILE_BYTES)
+@example(b'{"total": %d}' % BIG)
 def test_read_json_on_a_real_file_never_raises(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "heartbeat.json"
