@@ -195,7 +195,7 @@ class MonitorScreen(Screen[None]):
                 (" · ", "dim"),
                 (self.sd.name or str(self.sd.path), "bold"),
                 (" · ", "dim"),
-                (str(self.sd.path) + legacy + mode, "dim"),
+                (home_relative(self.sd.path) + legacy + mode, "dim"),
             )
         )
         self.refresh_view()
@@ -421,6 +421,14 @@ class MonitorScreen(Screen[None]):
             self.dismiss(None)
 
 
+def home_relative(path: Path) -> str:
+    """``~/...`` for a path under the home directory: shorter in a narrow title bar."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except (ValueError, RuntimeError):
+        return str(path)
+
+
 def _waiting(health: Health) -> Health:
     """Before the first read, say so rather than UNKNOWN's advice to start a campaign."""
     from dataclasses import replace
@@ -466,7 +474,9 @@ class PickerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(
             Content.assemble(
-                ("campaign-tui", "bold"), (" · campaigns under ", "dim"), (str(self.root), "dim")
+                ("campaign-tui", "bold"),
+                (" · campaigns under ", "dim"),
+                (home_relative(self.root), "dim"),
             ),
             id="title",
         )
