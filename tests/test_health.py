@@ -425,10 +425,6 @@ def test_exit_code_per_state(state: State, code: int) -> None:
     assert judge(row.snap, row.now, row.procs, row.stale_after).exit_code == code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="judge takes the previous attempt's heartbeat as the new child's sign of life",
-)
 def test_just_restarted_child_is_not_stale_from_the_previous_attempts_heartbeat() -> None:
     # Attempt 1 hung (last heartbeat 700 s ago from PID) and was restarted; the
     # new child started 2 s ago and has not written its first heartbeat yet.

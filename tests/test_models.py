@@ -245,7 +245,6 @@ def test_snapshot_empty_only_without_any_state() -> None:
     assert not Snapshot(directory="d", status=StatusDoc("RUNNING")).empty
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="bug: models._int/_float call math.isfinite() on a JSON integer too big for a float (OverflowError); check abs(value) <= _MAX_NUMBER first")
 @pytest.mark.parametrize(
     ("parse", "field_name"),
     [

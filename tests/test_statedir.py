@@ -241,11 +241,6 @@ def test_read_json_bad_content_is_unreadable(state_dir: Path, content: bytes, wh
     assert why in got.why
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_json returns None (= absent) for a file holding JSON `null`; "
-    "snapshot._model then reports the file as absent instead of Unreadable",
-)
 @pytest.mark.parametrize("name", ["heartbeat.json", "status.json", "supervisor.json"])
 def test_a_json_null_file_is_unreadable_not_absent(state_dir: Path, name: str) -> None:
     # the file is there but holds no object: a reader must say so, not "no state files"

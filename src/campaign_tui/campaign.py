@@ -236,15 +236,20 @@ class Campaign:
     # ------------------------------------------------------------------ internals
 
     def _prepare_directory(self) -> None:
-        if self.sd.path.exists():
-            statedir.check_owned(self.sd.path)  # never write into someone else's directory
-            return
         try:
-            statedir.ensure(self.sd)
+            if self.sd.path.exists():
+                statedir.check_owned(self.sd.path)
+            else:
+                statedir.ensure(self.sd)
         except StateDirError as exc:
             print(f"campaign-tui: {exc}; the campaign goes on without state", file=sys.stderr)
+            if self.sd.path.exists():
+                # Someone else's (or an open) directory: write nothing there at all.
+                self._writer.enabled = False
 
     def _load_journal(self) -> None:
+        if not self._writer.enabled:
+            return
         data = statedir.read_bytes(self.sd.file(statedir.RESULTS), limit=_MAX_JOURNAL_BYTES)
         if not isinstance(data, bytes):
             return
@@ -261,6 +266,8 @@ class Campaign:
             statedir.append_bytes(self.sd.file(name), data)
 
     def _open_errors_file(self) -> IO[str] | None:
+        if not self._writer.enabled:
+            return None
         try:
             return os.fdopen(statedir.open_append(self.sd.file(statedir.ERRORS_LOG)), "a")
         except OSError:

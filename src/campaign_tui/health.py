@@ -272,7 +272,16 @@ def _supervised(
     sup_alive = procs.alive(sup.pid, sup.pid_start)
     child_alive = procs.alive(sup.child_pid, sup.child_start)
     child_proc = _describe(sup.child_pid, child_alive)
-    life = fresh if isinstance(snap.heartbeat, Heartbeat) else _output_freshness(snap, sup, now)
+    hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
+    previous_attempt = (
+        hb is not None
+        and hb.at_ms is not None
+        and sup.child_started_ms is not None
+        and hb.at_ms < sup.child_started_ms
+    )
+    # A heartbeat older than the running attempt speaks of a dead process:
+    # until the new one beats, its start and its output are its signs of life.
+    life = fresh if hb is not None and not previous_attempt else _output_freshness(snap, sup, now)
     if sup.state == "gave_up":
         return _Verdict(
             State.CRASHED,

@@ -45,7 +45,7 @@ def _int(doc: dict[str, Any], *names: str) -> int | None:
                 value = float(value.strip())
             except ValueError:
                 continue
-        if isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= _MAX_NUMBER:
+        if isinstance(value, (int, float)) and abs(value) <= _MAX_NUMBER:  # NaN/inf fail too
             return int(value)
     return None
 
@@ -60,7 +60,7 @@ def _float(doc: dict[str, Any], *names: str) -> float | None:
                 value = float(value.strip().rstrip("%"))
             except ValueError:
                 continue
-        if isinstance(value, (int, float)) and math.isfinite(value) and abs(value) <= _MAX_NUMBER:
+        if isinstance(value, (int, float)) and abs(value) <= _MAX_NUMBER:  # NaN/inf fail too
             return float(value)
     return None
 

@@ -221,13 +221,15 @@ def parse_json_bytes(data: bytes, what: str) -> object | Unreadable:
     if not data.strip():
         return Unreadable(f"{what} is empty")
     try:
-        return json.loads(data.decode("utf-8", "strict"))
+        doc = json.loads(data.decode("utf-8", "strict"))
     except UnicodeDecodeError:
         return Unreadable(f"{what} is not UTF-8")
     except RecursionError:
         return Unreadable(f"{what} is nested too deeply")
     except ValueError as exc:
         return Unreadable(f"{what} is not valid JSON ({str(exc)[:80]})")
+    # None means "absent" to every caller; a file that holds null is present but useless.
+    return Unreadable(f"{what} holds JSON null") if doc is None else doc
 
 
 def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> object | Unreadable | None:
@@ -319,12 +321,25 @@ def open_append(path: Path) -> int:
 
 
 def append_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    """Append in one write so concurrent appenders never interleave a line."""
+    """Append whole or not at all: one write, so concurrent appenders never
+    interleave a line; a short write (disk full mid-line) is cut off again, so
+    no fragment is left to swallow the next line."""
     fd = open_append(path)
     try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
+        before = os.fstat(fd).st_size
+        written = 0
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write (disk full?)")
+            if fsync:
+                os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                # Cut our fragment off, unless another appender wrote after it.
+                if 0 < written < len(data) and os.fstat(fd).st_size == before + written:
+                    os.ftruncate(fd, before)
+            raise
     finally:
         os.close(fd)
 

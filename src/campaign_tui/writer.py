@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -32,26 +33,32 @@ class StateWriter:
         self.sd = sd
         self.who = who
         self._stream = stream
-        self._failing = False
+        self._failing: set[str] = set()
+        self.enabled = True
 
     @property
     def failing(self) -> bool:
-        return self._failing
+        return bool(self._failing)
 
-    def _attempt(self, what: str, action) -> bool:  # type: ignore[no-untyped-def]
+    def _attempt(self, what: str, action: Callable[[], None]) -> bool:
+        if not self.enabled:
+            return False
         try:
             action()
         except (OSError, ValueError) as exc:
+            # One warning per episode, not per file: on a full disk appends into a
+            # partly used block still work while new files fail.
             if not self._failing:
-                self._failing = True
                 self._warn(
                     f"{self.who}: cannot write {what} in {self.sd.path} "
                     f"({getattr(exc, 'strerror', None) or exc}); the campaign goes on"
                 )
+            self._failing.add(what)
             return False
-        if self._failing:
-            self._failing = False
-            self._warn(f"{self.who}: state writes in {self.sd.path} work again")
+        if what in self._failing:
+            self._failing.discard(what)
+            if not self._failing:
+                self._warn(f"{self.who}: state writes in {self.sd.path} work again")
         return True
 
     def _warn(self, text: str) -> None:
