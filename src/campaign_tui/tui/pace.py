@@ -23,12 +23,22 @@ class Pace:
 
     per_minute: float | None = None
     last_ms: int | None = None
+    first_ms: int | None = None
+    done: int = 0  # items finished between first_ms and last_ms
 
-    def eta(self, remaining: int | None) -> float | None:
+    def rate_at(self, now_ms: int) -> float | None:
+        """Items per minute counting the wait since the last item (a stuck campaign slows down)."""
+        if not self.per_minute or self.first_ms is None or self.last_ms is None:
+            return self.per_minute
+        span = (max(now_ms, self.last_ms) - self.first_ms) / 60000
+        return self.done / span if span > 0 else self.per_minute
+
+    def eta(self, remaining: int | None, now_ms: int | None = None) -> float | None:
         """Seconds left for ``remaining`` items at this pace."""
-        if remaining is None or not self.per_minute or self.per_minute <= 0:
+        rate = self.rate_at(now_ms) if now_ms is not None else self.per_minute
+        if remaining is None or not rate or rate <= 0:
             return None
-        return max(remaining, 0) * 60.0 / self.per_minute
+        return max(remaining, 0) * 60.0 / rate
 
 
 def _rate(points: list[tuple[int, int]]) -> Pace:
@@ -39,7 +49,7 @@ def _rate(points: list[tuple[int, int]]) -> Pace:
     span = (last_ms - first_ms) / 60000
     if span <= 0 or last_n <= first_n:
         return Pace(None, last_ms)
-    return Pace((last_n - first_n) / span, last_ms)
+    return Pace((last_n - first_n) / span, last_ms, first_ms, last_n - first_n)
 
 
 def pace_from_results(data: bytes) -> Pace:

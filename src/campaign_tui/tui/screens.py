@@ -393,6 +393,8 @@ class MonitorScreen(Screen[None]):
             code, said = 1, repr(worker.error)
         self.last_control = (verb, code, said)
         if code == 0:
+            if verb == "start" and said.isdigit():
+                said = f"supervisor pid {said}"
             self.notify(f"{verb.capitalize()}: {said or 'done'}", markup=False)
         else:
             self.notify(

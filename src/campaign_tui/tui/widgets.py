@@ -142,12 +142,13 @@ class ProgressPane(Vertical):
         detail: list[list[Part]] = []
         if p.item:
             detail.append([("item ", DIM), p.item])
-        if pace.per_minute:
-            detail.append([f"{pace.per_minute:.1f}", ("/min", DIM)])
+        rate = pace.rate_at(now_ms)
+        if rate:
+            detail.append([f"{rate:.1f}", ("/min", DIM)])
             remaining = (
                 (p.total - p.tested) if p.total is not None and p.tested is not None else None
             )
-            eta = pace.eta(remaining)
+            eta = pace.eta(remaining, now_ms)
             if eta is not None and health.state in (State.HEALTHY, State.STALE):
                 detail.append([("ETA ", DIM), human_duration(eta)])
         hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
