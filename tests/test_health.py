@@ -300,7 +300,7 @@ RULES: dict[str, Row] = {
         ),
         facts(live(SUP_PID, SUP_START)),
         State.RESTARTING,
-        ("restart 2 of 5", "20s", "KeyError"),
+        ("restart 1 of 5", "20s", "KeyError"),  # restarts counts the one waited for
     ),
     "supervisor_gave_up_is_crashed": Row(
         snap(heartbeat=hb(**SUPERVISED_CHILD_HB), supervisor=sup("gave_up", restarts=5)),

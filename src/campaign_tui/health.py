@@ -297,7 +297,8 @@ def _supervised(
             of = sup.max_restarts if sup.max_restarts is not None else "?"
             return _Verdict(
                 State.RESTARTING,
-                f"restart {(sup.restarts or 0) + 1} of {of}{left}" + _last_crash(status),
+                # in backoff, `restarts` already counts the restart being waited for
+                f"restart {max(sup.restarts or 0, 1)} of {of}{left}" + _last_crash(status),
                 f"supervisor pid {sup.pid} waiting",
             )
         if sup.state in ("stopping", "stopped"):
@@ -386,12 +387,16 @@ def _describe(pid: int | None, alive: bool | None) -> str:
 def _message(status: StatusDoc | None, default: str) -> str:
     if status is None:
         return default
-    parts = [status.message or default]
-    if status.signal:
-        parts.append(f"signal {status.signal}")
-    elif status.exit_code is not None and status.state == "CRASHED":
-        parts.append(f"exit code {status.exit_code}")
-    return "; ".join(parts)
+    message = status.message or default
+    if status.signal and status.signal not in message:
+        message += f"; signal {status.signal}"
+    elif (
+        status.exit_code is not None
+        and status.state == "CRASHED"
+        and f"code {status.exit_code}" not in message
+    ):
+        message += f"; exit code {status.exit_code}"
+    return message
 
 
 def _last_crash(status: StatusDoc | None) -> str:
