@@ -302,3 +302,36 @@ def test_status_of_the_legacy_layout_reads_the_seed_files(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert done.stdout.startswith("CAMPAIGN CRASHED - boom")
     assert "57/118 (48.3%)" in done.stdout and "SD-057" in done.stdout
+
+
+def test_logs_restarts_reads_as_sentences(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    records = [
+        {
+            "attempt": 1,
+            "ended_ms": 1_796_399_850_695,
+            "exit_code": None,
+            "signal": "SIGKILL",
+            "reason": "crash",
+            "uptime": 65.2,
+            "next_delay": 5,
+            "item": "SD-004",
+        },
+        {
+            "attempt": 2,
+            "ended_ms": 1_796_399_851_934,
+            "exit_code": 0,
+            "reason": "complete",
+            "uptime": 0.7,
+        },
+    ]
+    (state / "restarts.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records) + "not json\n"
+    )
+    out = cli("logs", "restarts", "--state-dir", str(state)).stdout.splitlines()
+    assert out[0].endswith(
+        "attempt 1 ended: crash (signal SIGKILL), up 1m05s, during SD-004, next start in 5s"
+    )
+    assert out[1].endswith("attempt 2 ended: complete (exit code 0), up 0.7s")
+    assert out[2] == "not json"

@@ -294,11 +294,33 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not lines and not args.follow and not path.exists():
         print(f"{PROG}: {path} does not exist (yet)", file=sys.stderr)
         return EX_NOINPUT
-    _print_lines(lines)
+    shape = _restart_line if args.kind == "restarts" else str
+    _print_lines([shape(line) for line in lines])
     while args.follow:
         time.sleep(0.2)  # a plain poll: cheap, and it works on NFS
-        _print_lines(tailer.poll())
+        _print_lines([shape(line) for line in tailer.poll()])
     return 0
+
+
+def _restart_line(line: str) -> str:
+    """One restarts.jsonl record as a person reads it (the JSON when it is not one)."""
+    from campaign_tui.clock import human_duration, iso
+    from campaign_tui.models import RestartRecord
+
+    try:
+        record = RestartRecord.parse(json.loads(line))
+    except (ValueError, RecursionError):
+        return line
+    if not isinstance(record, RestartRecord):
+        return line
+    how = f"signal {record.signal}" if record.signal else f"exit code {record.exit_code}"
+    text = f"{iso(record.ended_ms)} attempt {record.attempt} ended: {record.reason} ({how})"
+    text += f", up {human_duration(record.uptime)}"
+    if record.item:
+        text += f", during {record.item}"
+    if record.next_delay is not None:
+        text += f", next start in {human_duration(record.next_delay)}"
+    return text
 
 
 def _print_lines(lines: Sequence[str]) -> None:
