@@ -44,7 +44,7 @@ async def shoot(sd: StateDir, root: Path, want: str, tab: str, out: Path) -> Non
                 isinstance(screen, MonitorScreen)
                 and screen.health is not None
                 and screen.health.state.value == want
-                and (want != "HEALTHY" or screen.usage is not None)
+                and (want not in ("HEALTHY", "STALE") or screen.usage is not None)
             )
             if ready:
                 break

@@ -116,7 +116,7 @@ def scenes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scenes]:
 
 EXPECTED = {
     "healthy": (State.HEALTHY, "23/40", "3 failed"),
-    "stale": (State.STALE, "30/40", "14m"),
+    "stale": (State.STALE, "30/40", "(limit 2s)"),
     "crashed": (State.CRASHED, "8/40", "gave up after 2 restarts"),
     "complete": (State.COMPLETE, "40/40", "2 failed"),
 }

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 import psutil
 
-from campaign_tui import clock, statedir
+from campaign_tui import statedir
 from campaign_tui.statedir import StateDir
 
 T = TypeVar("T")
 MARKER_VAR = "CAMPAIGN_TUI_TEST_MARKER"
 SCENE_CAMPAIGN = Path(__file__).with_name("scene_campaign.py")
+STALE_OPTS = ("--stale-after", "2")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
@@ -99,15 +100,13 @@ class Scenes:
         return sd
 
     def stale(self, name: str = "hung") -> StateDir:
-        """A campaign stuck in an item; its last heartbeat made 14 minutes old."""
-        sd = self.run(name, "--items", "40", "--fail", "7", "--block-at", "31")
-        hb = self.wait_heartbeat(sd, lambda hb: hb.get("current_item") == "item-031")
-        age = 14 * 60 + 7
-        hb["timestamp"] -= age * 1000
-        hb["iso_time"] = clock.iso(hb["timestamp"])
-        if isinstance(hb.get("boottime"), (int, float)):
-            hb["boottime"] -= age
-        statedir.write_json(sd.file(statedir.HEARTBEAT), hb)
+        """A campaign stuck in an item, silent for longer than its stale_after (2 s)."""
+        sd = self.run(name, "--items", "40", "--fail", "7", "--block-at", "31", opts=STALE_OPTS)
+        self.wait_heartbeat(sd, lambda hb: hb.get("current_item") == "item-031")
+        wait_for(
+            lambda: self.cli("status", "--state-dir", str(sd.path)).returncode == 1,
+            what="status STALE",
+        )
         return sd
 
     def crashed(self, name: str = "flaky") -> StateDir:
