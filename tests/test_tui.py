@@ -579,7 +579,7 @@ def test_legacy_layout_is_watched_read_only(tmp_path: Path) -> None:
             assert "7/118" in text_of(app, "#counts")
             tabs = monitor(app).query_one(TabbedContent)
             assert tabs.tab_count == 3
-            assert footer_disabled(app, "s") and footer_disabled(app, "x")
+            await until(pilot, lambda: footer_disabled(app, "s") and footer_disabled(app, "x"))
 
     run(scenario())
 
