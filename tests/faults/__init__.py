@@ -1,0 +1,1 @@
+"""The fault campaign: kills, hangs, failing disks, hostile state, signals, intruders."""
