@@ -44,16 +44,24 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def until(
-    pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 10.0, what: str = ""
+    pilot: Pilot[Any],
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "",
+    shown: Callable[[], object] | None = None,
 ) -> Any:
-    """Let the app run until ``predicate()`` is truthy."""
+    """Let the app run until ``predicate()`` is truthy; on a timeout, say what
+    ``shown()`` showed instead."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            seen = f" (shown instead: {shown()!r})" if shown is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate}{seen}"
+            )
         await pilot.pause(0.02)
 
 
@@ -130,7 +138,13 @@ def test_each_state_shows_its_words_colour_and_panes(shared: Any, state: str) ->
     async def scenario() -> None:
         app = CampaignApp(made[state], root=scenes.root)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: want.value in badge(app), what=f"{want} badge")
+            await until(
+                pilot,
+                lambda: want.value in badge(app),
+                timeout=20,
+                what=f"{want} badge",
+                shown=lambda: (badge(app), text_of(app, "#reason"), text_of(app, "#process")),
+            )
             screen = monitor(app)
             assert screen.query_one(HealthPane).has_class(f"-{want.value.lower()}")
             assert progress in text_of(app, "#counts")
