@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,8 +195,10 @@ def _owner_of(path: Path) -> int | None:
         return None
 
 
-def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | Unreadable | None:
-    """A whole small file, or why not. ``None`` when it does not exist."""
+def _read_safely(
+    path: Path, read: Callable[[int, os.stat_result], bytes | Unreadable]
+) -> bytes | Unreadable | None:
+    """Open ``path`` safely and hand the descriptor to ``read``; never raises."""
     try:
         opened = _open_regular(path, _owner_of(path))
     except FileNotFoundError:
@@ -205,16 +207,25 @@ def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | Unreadable | 
         return opened
     fd, st = opened
     try:
-        if st.st_size > limit:
-            return Unreadable(f"{path.name} is too large ({st.st_size} bytes, limit {limit})")
-        data = os.read(fd, limit + 1)
+        return read(fd, st)
     except OSError as exc:
         return Unreadable(f"{path.name}: {exc.strerror}")
     finally:
         os.close(fd)
-    if len(data) > limit:
-        return Unreadable(f"{path.name} is too large (over {limit} bytes)")
-    return data
+
+
+def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | Unreadable | None:
+    """A whole small file, or why not. ``None`` when it does not exist."""
+
+    def whole(fd: int, st: os.stat_result) -> bytes | Unreadable:
+        if st.st_size > limit:
+            return Unreadable(f"{path.name} is too large ({st.st_size} bytes, limit {limit})")
+        data = os.read(fd, limit + 1)
+        if len(data) > limit:  # it grew, or fstat does not know (/proc, devices)
+            return Unreadable(f"{path.name} is too large (over {limit} bytes)")
+        return data
+
+    return _read_safely(path, whole)
 
 
 def parse_json_bytes(data: bytes, what: str) -> object | Unreadable:
@@ -242,24 +253,16 @@ def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> object | Unreadable | 
 
 def read_tail(path: Path, max_bytes: int) -> bytes | Unreadable | None:
     """The last ``max_bytes`` of a file, starting at a line boundary."""
-    try:
-        opened = _open_regular(path, _owner_of(path))
-    except FileNotFoundError:
-        return None
-    if isinstance(opened, Unreadable):
-        return opened
-    fd, st = opened
-    try:
+
+    def tail(fd: int, st: os.stat_result) -> bytes:
         start = max(0, st.st_size - max_bytes)
         data = os.pread(fd, max_bytes, start)
-    except OSError as exc:
-        return Unreadable(f"{path.name}: {exc.strerror}")
-    finally:
-        os.close(fd)
-    if start > 0:
-        cut = data.find(b"\n")
-        data = data[cut + 1 :] if cut >= 0 else b""
-    return data
+        if start > 0:
+            cut = data.find(b"\n")
+            data = data[cut + 1 :] if cut >= 0 else b""
+        return data
+
+    return _read_safely(path, tail)
 
 
 def iter_jsonl(data: bytes) -> Iterator[object]:
