@@ -29,6 +29,11 @@ T = TypeVar("T")
 FAILURE_RATE_THRESHOLD = 0.25
 FAILURE_RATE_MIN_ITEMS = 10
 _MAX_JOURNAL_BYTES = 1 << 31
+# A poison item: two attempts in a row crashed (or hung) with it in flight. The
+# supervisor records it as an error with this message and ``"poison": true``, and
+# passes the list to the next attempt in CAMPAIGN_SKIP_ITEMS (one item a line).
+POISON_MESSAGE = "crashed the campaign twice"
+SKIP_ITEMS_VAR = "CAMPAIGN_SKIP_ITEMS"
 
 
 def read_journal(sd: StateDir) -> dict[str, str]:
@@ -53,6 +58,39 @@ def parse_journal(data: bytes) -> dict[str, str]:
             if isinstance(item, str) and outcome in OUTCOMES:
                 done[item] = outcome
     return done
+
+
+def parse_poison(data: bytes) -> list[str]:
+    """The poison items of a journal, in the order they were found: those whose last
+    line is the supervisor's ``"poison": true`` error."""
+    last: dict[str, bool] = {}
+    for line in data.splitlines():
+        if not line:
+            continue
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if (
+            isinstance(doc, dict)
+            and isinstance(item := doc.get("item"), str)
+            and doc.get("outcome") in OUTCOMES
+        ):
+            last.pop(item, None)  # keep the order of the latest line
+            last[item] = doc.get("poison") is True
+    return [item for item, poison in last.items() if poison]
+
+
+def read_poison(sd: StateDir) -> list[str]:
+    """The poison items recorded in a state directory's results.jsonl."""
+    data = statedir.read_bytes(sd.file(statedir.RESULTS), limit=_MAX_JOURNAL_BYTES)
+    return parse_poison(data) if isinstance(data, bytes) else []
+
+
+def skip_items(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The items the supervisor asks this attempt to skip (CAMPAIGN_SKIP_ITEMS)."""
+    env = os.environ if environ is None else environ
+    return frozenset(line for line in env.get(SKIP_ITEMS_VAR, "").split("\n") if line)
 
 
 class ItemRun:
@@ -134,6 +172,8 @@ class Campaign:
         self.attempt = _env_int("CAMPAIGN_ATTEMPT", 1)
         self._writer = StateWriter(self.sd, who="campaign-tui")
         self._done: dict[str, str] = {}
+        self._poison: frozenset[str] = frozenset()
+        self._poison_noted: set[str] = set()
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._current: str | None = None
         self._ended = False
@@ -178,8 +218,14 @@ class Campaign:
         if self.total is None and hasattr(items, "__len__"):
             self.total = len(items)  # type: ignore[arg-type]
         for item in items:
-            if str(key(item)) not in self._done:
+            name = str(key(item))
+            if name not in self._done and name not in self._poison:
                 yield item
+            elif name in self._poison and name not in self._poison_noted:
+                self._poison_noted.add(name)
+                self._writer.log(
+                    statedir.PROGRESS_LOG, "WARNING", f"{name} skipped: it {POISON_MESSAGE}"
+                )
 
     def item(self, key: object) -> _ItemContext:
         """Context manager around one item: heartbeat before, result and checkpoint after."""
@@ -250,10 +296,12 @@ class Campaign:
     def _load_journal(self) -> None:
         if not self._writer.enabled:
             return
+        self._poison = skip_items()
         data = statedir.read_bytes(self.sd.file(statedir.RESULTS), limit=_MAX_JOURNAL_BYTES)
         if not isinstance(data, bytes):
             return
         self._done = parse_journal(data)
+        self._poison |= frozenset(parse_poison(data))
         for outcome in self._done.values():
             self._counts[outcome] += 1
         if data and not data.endswith(b"\n"):

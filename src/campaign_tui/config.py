@@ -76,6 +76,7 @@ class Settings:
     on_alert_level: str = "warning"
     output_max_bytes: int = 10 * 1024 * 1024
     output_files: int = 3
+    textfile_dir: str = ""
     command: tuple[str, ...] = ()
     cwd: str = ""
 
@@ -136,6 +137,15 @@ def _check(name: str, value: object, base_dir: Path | None) -> object:
         if not isinstance(value, str) or value.lower() not in ALERT_LEVELS:
             raise ValueError(f"must be one of {', '.join(ALERT_LEVELS)}")
         return value.lower()
+    if name == "textfile_dir":
+        if not isinstance(value, str):
+            raise ValueError("must be a directory path (node_exporter's textfile collector)")
+        if not value:
+            return ""
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return str(path)
     if name == "cwd":
         if not isinstance(value, str) or not value:
             raise ValueError("must be a directory path")

@@ -20,10 +20,14 @@ The rules, in order:
   item) or stayed up ``backoff_reset_after`` seconds: that attempt's crash is
   the first of a new streak, so a campaign that advances between crashes is
   never mistaken for a crash loop.
+
+Poison items (:func:`poison_item`): when two attempts in a row crashed or hung
+with the same item in flight, that item is poison: the next attempt skips it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -146,3 +150,17 @@ def next_action(history: History, event: Ended, now: float, limits: Limits) -> A
     if streak > limits.max_restarts:
         return GiveUp(restarts=streak - 1)
     return Restart(after=backoff_delay(streak, limits), restart=streak)
+
+
+def poison_item(ended: Sequence[tuple[str, str | None]]) -> str | None:
+    """The item two attempts in a row crashed (or hung) on, if the last two did.
+
+    ``ended`` is every ended attempt's (reason, item in flight), oldest first, as
+    restarts.jsonl records them; the item is None when none was known.
+    """
+    if len(ended) < 2:
+        return None
+    (reason_a, item_a), (reason_b, item_b) = ended[-2], ended[-1]
+    if reason_a in CRASHES and reason_b in CRASHES and item_a and item_a == item_b:
+        return item_a
+    return None

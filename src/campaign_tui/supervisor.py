@@ -15,9 +15,9 @@ parent are still found, reaped and, on a stop, killed.
 How an attempt ended (see also :mod:`campaign_tui.policy`):
 
 * **complete** — the campaign wrote status COMPLETE (whatever its exit code: a
-  test runner exits 1 when a test failed), or the TAP plan it printed was
-  fulfilled, or a command that reported nothing at all (no heartbeat, no status,
-  no TAP) exited 0.
+  test runner exits 1 when a test failed), or the TAP plans it printed were
+  fulfilled (and no signal killed it), or a command that reported nothing at all
+  (no heartbeat, no status, no TAP) exited 0.
 * **stopped** — the supervisor was asked to stop it (``campaign-tui stop``,
   Ctrl-C in the foreground, SIGTERM / SIGHUP to the supervisor); or someone else
   signalled the campaign (SIGTERM, SIGINT, SIGHUP) and the campaign itself
@@ -28,6 +28,16 @@ How an attempt ended (see also :mod:`campaign_tui.policy`):
 * **manual** — ``campaign-tui restart``.
 * **crash** — anything else: a non-zero exit, a killing signal, an exit without
   COMPLETE from a campaign that reports.
+
+Any command, no changes (see docs/adapters.md): while the command writes no
+heartbeat of its own, the supervisor writes one on its behalf (``source``
+"supervisor", the command's pid) each time the command prints something, the
+last line shown as the current item; it stops for the attempt as soon as the
+command writes its own. When the output is TAP, the supervisor also derives the
+total, the progress, results.jsonl, the checkpoint and the failure-rate alert
+from it. When two attempts in a row crash or hang with the same item in flight,
+that item is recorded as an error ("crashed the campaign twice"), with a
+critical alert, and the next attempts get it in ``CAMPAIGN_SKIP_ITEMS``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import secrets
 import selectors
 import shutil
@@ -53,14 +62,24 @@ from typing import Any
 
 import psutil
 
-from campaign_tui import clock, policy, proctree, statedir
+from campaign_tui import clock, metrics, policy, proctree, sdnotify, statedir
+from campaign_tui.campaign import (
+    FAILURE_RATE_MIN_ITEMS,
+    FAILURE_RATE_THRESHOLD,
+    POISON_MESSAGE,
+    SKIP_ITEMS_VAR,
+    read_journal,
+    read_poison,
+)
 from campaign_tui.config import Settings
 from campaign_tui.health import freshness
 from campaign_tui.models import Checkpoint, Heartbeat, StatusDoc
 from campaign_tui.procs import start_time
 from campaign_tui.sanitize import sanitize
+from campaign_tui.snapshot import read_restarts
 from campaign_tui.statedir import StateDir
-from campaign_tui.writer import StateWriter, stamp
+from campaign_tui.tap import Finished, Other, Result, TapStream
+from campaign_tui.writer import StateWriter, heartbeat_doc, stamp
 
 CONTROL_SOCKET = "control.sock"
 VERBS = ("stop", "restart", "ping")
@@ -70,8 +89,10 @@ DIAG_WAIT = 2.0  # how long the campaign gets to answer its diagnostic signal
 TAIL_LINES = 20
 _TAIL_BYTES = 64 * 1024
 _FOLLOW_CHUNK = 1 << 20
-_TAP_PLAN = re.compile(rb"^\s*1\.\.(\d+)")
-_TAP_TEST = re.compile(rb"^\s*(not )?ok\b")
+TEXTFILE_INTERVAL = 1.0  # how often --textfile-dir checks for a change
+TEXTFILE_REFRESH = 10.0  # and rewrites anyway, so the heartbeat age stays current
+_LINE_LIMIT = 200  # an output line shown as the current item
+_MTIME_SLACK_MS = 50  # file times lag the clock by up to a kernel tick
 _LEVEL_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 EXIT_COMPLETE = 0
@@ -147,9 +168,15 @@ class Child:
     results_size: int = 0
     tested: int | None = None
     output_start: int = 0
-    tap_plan: int | None = None
-    tap_tests: int = 0
-    hb_written: bool = False
+    tap: TapStream = field(default_factory=TapStream)
+    hb_written: bool = False  # the command writes its own heartbeat
+    last_line: str | None = None  # the last line it printed
+    after_result: str | None = None  # a plain line printed after its last TAP result
+    journal: dict[str, str] = field(default_factory=dict)  # outcome per item (TAP)
+    before: dict[str, str] = field(default_factory=dict)  # outcomes of earlier attempts
+    total_before: int | None = None
+    poison: tuple[str, ...] = ()
+    bail_alerted: bool = False
 
     @property
     def ended(self) -> bool:
@@ -229,6 +256,12 @@ class Supervisor:
         self._listener: socket.socket | None = None
         self._output_offset = 0
         self._output_partial = b""
+        self.rate_alerted = False
+        self._hb_mark: tuple[int, int] | None = None  # (inode, mtime_ns) of our last heartbeat
+        self.notifier: sdnotify.Notifier | None = None
+        self._textfile_sig: tuple[int, ...] | None = None
+        self._textfile_at = 0.0
+        self._textfile_failing = False
 
     # ================================================================ the loop
 
@@ -244,6 +277,7 @@ class Supervisor:
                     self._cannot_execute(failure)
                     return self.exit_code
             self._tell(f"ok {self.pid}")
+            self._sd_ready()
             while self.final is None:
                 self._step()
             return self.exit_code
@@ -287,6 +321,10 @@ class Supervisor:
             )
         mode = "foreground" if self.foreground else "detached"
         self._say("INFO", f"supervisor pid {self.pid} started ({mode}): {self._command_text()}")
+        if self.foreground:
+            self.notifier = sdnotify.from_environ()
+        if self.settings.textfile_dir:
+            self.timers["textfile"] = time.monotonic()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signals.append(signum)
@@ -299,6 +337,11 @@ class Supervisor:
     def _teardown(self) -> None:
         with contextlib.suppress(ValueError, OSError):
             signal.set_wakeup_fd(-1)
+        if self.notifier is not None:
+            self.notifier.send(STOPPING=1, STATUS=f"campaign {self.final or self.state}")
+            self.notifier.close()
+        if self.settings.textfile_dir:
+            self._write_textfile()
         for waiter in self.waiters:
             self._answer(waiter, f"done {self.final or self.state}")
         self.waiters.clear()
@@ -395,11 +438,22 @@ class Supervisor:
             **stamp(),
         }
         self.writer.json(statedir.SUPERVISOR, doc, fsync=fsync)
+        if self.settings.textfile_dir:
+            self._write_textfile()
+        if self.notifier is not None:
+            attempt = f"attempt {self.attempt}" if self.attempt else "no attempt yet"
+            self.notifier.send(STATUS=f"{self.state}: {attempt}, {self.total_restarts} restarts")
 
     # ================================================================ attempts
 
-    def _child_env(self, attempt: int) -> dict[str, str]:
+    def _child_env(self, attempt: int, poison: tuple[str, ...] = ()) -> dict[str, str]:
         env = dict(os.environ)
+        for name in sdnotify.ENV_NAMES:  # systemd talks to the supervisor, not to the campaign
+            env.pop(name, None)
+        if poison:
+            env[SKIP_ITEMS_VAR] = "\n".join(poison)
+        else:
+            env.pop(SKIP_ITEMS_VAR, None)
         env.update(
             CAMPAIGN_STATE_DIR=str(self.sd.path),
             CAMPAIGN_NAME=self.sd.name,
@@ -427,6 +481,7 @@ class Supervisor:
         results = self.sd.file(statedir.RESULTS)
         results_size = results.stat().st_size if results.exists() else 0
         cp = _checkpoint(self.sd)
+        poison = tuple(read_poison(self.sd))
         started_ms = now_ms()
         # The status says RUNNING before the command can overwrite it with its own.
         self.status_ms = started_ms
@@ -444,7 +499,7 @@ class Supervisor:
                 stdout=out_fd,
                 stderr=out_fd,
                 cwd=self.settings.cwd or None,
-                env=self._child_env(attempt),
+                env=self._child_env(attempt, poison),
                 start_new_session=True,
                 close_fds=True,
             )
@@ -463,9 +518,12 @@ class Supervisor:
             results_size=results_size,
             tested=cp.tested if cp else None,
             output_start=_size(output),
+            poison=poison,
         )
+        self._load_journal(self.child, cp)
         self._output_offset = self.child.output_start
         self._output_partial = b""
+        self._beat(self.child)
         self.stale_alerted = False
         self.next_restart_ms = None
         self._record("running")
@@ -497,7 +555,9 @@ class Supervisor:
             results_size=results.stat().st_size if results.exists() else 0,
             tested=cp.tested if cp else None,
             output_start=_size(output),
+            poison=tuple(read_poison(self.sd)),
         )
+        self._load_journal(self.child, cp)
         self._output_offset = self.child.output_start
         if pidfd is not None:
             self._sel.register(pidfd, selectors.EVENT_READ, self._adopted_exited)
@@ -563,15 +623,13 @@ class Supervisor:
             return "hang", "hung"
         if status is not None and status.state == "COMPLETE":
             return "complete", "the campaign recorded COMPLETE"
-        if child.tap_plan is not None and child.tap_tests >= child.tap_plan:
-            return "complete", f"its TAP plan 1..{child.tap_plan} was fulfilled"
+        if child.tap.complete and sig is None:
+            plans = " ".join(f"1..{seg.plan}" for seg in child.tap.segments)
+            return "complete", f"its TAP plan {plans} was fulfilled"
         ours = status is not None and status.at_ms == self.status_ms and status.state == "RUNNING"
         if status is not None and not ours and status.state in ("TERMINATED", "INTERRUPTED"):
             return "stopped", f"the campaign recorded {status.state} ({status.message})"
-        reported = child.hb_written or not ours or child.tap_tests > 0 or child.tap_plan is not None
-        hb = _heartbeat(self.sd)
-        if hb is not None and hb.at_ms is not None and hb.at_ms >= child.started_ms - 1000:
-            reported = True
+        reported = self._hb_theirs(child) or not ours or child.tap.tap
         if code == 0 and not reported:
             return "complete", "it exited 0 and reports nothing else"
         if code == 0:
@@ -585,10 +643,11 @@ class Supervisor:
         cp = _checkpoint(self.sd)
         if cp is not None and cp.tested is not None and cp.tested > (child.tested or 0):
             return True
-        return child.tap_tests > 0
+        return child.tap.results > 0
 
     def _attempt_ended(self, child: Child) -> None:
         self._follow_output()
+        self._record_results(child, child.tap.take(final=True))
         for name in ("follow", "watchdog", "adopted_poll"):
             self.timers.pop(name, None)
         code, sig = describe_wait(child.status)
@@ -598,10 +657,7 @@ class Supervisor:
         event = policy.Ended(outcome, child.started, progressed)
         action = policy.next_action(self.history, event, now, self.limits)
         self.history = self.history.with_ended(event, now)
-        hb = _heartbeat(self.sd)
-        item = (
-            hb.item if hb is not None and hb.at_ms and hb.at_ms >= child.started_ms - 1000 else None
-        )
+        item = self._item_in_flight(child)
         if outcome == "complete":
             item = None  # nothing was in flight: the last heartbeat names the last item done
         uptime = round(now - child.started, 3)
@@ -625,6 +681,8 @@ class Supervisor:
             fsync=True,
         )
         self.child = None
+        if outcome in policy.CRASHES:
+            self._check_poison(child)
         ended = how_it_ended(code, sig)
         where = f" during item {item}" if item else ""
         self._say(
@@ -633,7 +691,7 @@ class Supervisor:
             f"{clock.human_duration(uptime)}{where}: {outcome} ({why})",
         )
         if outcome == "complete":
-            self._completed(why)
+            self._completed(why, child)
         elif outcome == "stopped":
             self._stopped(child, why)
         elif isinstance(action, policy.Restart):
@@ -644,7 +702,10 @@ class Supervisor:
             self._crashed(child, code, sig, why, item)
             self._give_up(action)
 
-    def _completed(self, why: str) -> None:
+    def _completed(self, why: str, child: Child | None = None) -> None:
+        if child is not None and child.tap.tap and not child.hb_written:
+            self._tap_checkpoint(child, final=True)
+            self._beat(child, status="COMPLETE")
         status = _status(self.sd)
         if status is None or status.state != "COMPLETE":
             self.writer.status("COMPLETE", f"the command finished: {why}")
@@ -654,7 +715,7 @@ class Supervisor:
         self._say("INFO", "campaign complete")
 
     def _stopped(self, child: Child, why: str) -> None:
-        item = _in_flight(self.sd, child)
+        item = self._item_in_flight(child)
         if child.ended_by is None:
             # The campaign recorded its own TERMINATED / INTERRUPTED: keep its words.
             self._say("INFO", f"not restarting: {why}")
@@ -957,7 +1018,7 @@ class Supervisor:
         """Seconds since the attempt's last sign of life: its heartbeat, else its output."""
         hb = _heartbeat(self.sd)
         if hb is not None and hb.at_ms is not None and hb.at_ms >= child.started_ms - 1000:
-            child.hb_written = True
+            self._hb_theirs(child)  # notices a heartbeat of the command's own
             return freshness(hb, clock.now()).age
         marks = [child.started_ms]
         mtime = statedir.mtime_ms(self.sd.file(statedir.OUTPUT_LOG))
@@ -1047,7 +1108,7 @@ class Supervisor:
         self.timers["follow"] = time.monotonic() + FOLLOW_INTERVAL
 
     def _follow_output(self) -> None:
-        """Read what the command printed since last time: TAP plan and test lines."""
+        """Read what the command printed since last time: activity, the last line, TAP."""
         child = self.child
         if child is None:
             return
@@ -1055,23 +1116,287 @@ class Supervisor:
         size = _size(path)
         if size < self._output_offset:
             self._output_offset, self._output_partial = 0, b""
-        if size == self._output_offset:
-            return
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._output_offset)
-                data = handle.read(_FOLLOW_CHUNK)
-        except OSError:
-            return
+        data = b""
+        if size > self._output_offset:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(self._output_offset)
+                    data = handle.read(_FOLLOW_CHUNK)
+            except OSError:
+                data = b""
         self._output_offset += len(data)
         lines = (self._output_partial + data).split(b"\n")
         self._output_partial = lines.pop()[-4096:]
-        for line in lines:
-            plan = _TAP_PLAN.match(line)
-            if plan:
-                child.tap_plan = int(plan[1])
-            elif _TAP_TEST.match(line):
-                child.tap_tests += 1
+        for raw in lines:
+            text = raw.decode("utf-8", "replace")
+            line = child.tap.feed(text)
+            shown = sanitize(text, limit=_LINE_LIMIT).strip()
+            if shown:
+                child.last_line = shown
+            if isinstance(line, Result):
+                child.after_result = None
+            elif isinstance(line, Other) and shown:
+                child.after_result = shown
+        self._record_results(child, child.tap.take(idle=not data))
+        if data:
+            self._beat(child)
+
+    # ================================================================ on the command's behalf
+
+    def _load_journal(self, child: Child, cp: Checkpoint | None) -> None:
+        child.before = read_journal(self.sd)
+        child.journal = dict(child.before)
+        child.total_before = cp.total if cp else None
+
+    def _hb_theirs(self, child: Child) -> bool:
+        """Has the command written a heartbeat of its own during this attempt?
+
+        Ours are known by the (inode, mtime) of our last write; another writer
+        during this attempt is the command, unless its document says it is the
+        supervisor's for this very child (an adopting supervisor's).
+        """
+        if child.hb_written:
+            return True
+        try:
+            st = os.stat(self.sd.file(statedir.HEARTBEAT), follow_symlinks=False)
+        except OSError:
+            return False
+        if self._hb_mark == (st.st_ino, st.st_mtime_ns):
+            return False  # the one we wrote last
+        if st.st_mtime_ns < (child.started_ms - _MTIME_SLACK_MS) * 1_000_000:
+            return False  # left by an earlier attempt
+        hb = _heartbeat(self.sd)
+        if hb is not None and hb.source == "supervisor" and hb.pid == child.pid:
+            return False
+        child.hb_written = True
+        self._say(
+            "INFO",
+            f"attempt {child.attempt} writes its own heartbeat: the supervisor stops writing one",
+        )
+        return True
+
+    def _shown_item(self, child: Child) -> str | None:
+        if child.tap.tap:
+            if child.tap.announced:
+                return child.tap.announced
+            if child.after_result:
+                return child.after_result
+            return f"after {child.tap.last_item}" if child.tap.last_item else None
+        return child.last_line
+
+    def _beat(self, child: Child, status: str = "RUNNING") -> None:
+        """A heartbeat on behalf of a command that writes none (each output line is one)."""
+        if self._hb_theirs(child):
+            return
+        tested = len(child.journal) if child.tap.tap else None
+        total = (child.tap.total or child.total_before) if child.tap.tap else None
+        doc = heartbeat_doc(
+            item=self._shown_item(child),
+            tested=tested,
+            total=total,
+            status=status,
+            pid=child.pid,
+            pid_start=child.start,
+            attempt=child.attempt,
+            stale_after=self.settings.stale_after,
+            source="supervisor",
+        )
+        path = self.sd.file(statedir.HEARTBEAT)
+        if self.writer.json(statedir.HEARTBEAT, doc):
+            with contextlib.suppress(OSError):
+                st = os.stat(path, follow_symlinks=False)
+                self._hb_mark = (st.st_ino, st.st_mtime_ns)
+
+    def _item_in_flight(self, child: Child) -> str | None:
+        """The item the attempt was working on, if one is known.
+
+        From the command's own heartbeat (unless that item already has its result
+        from this attempt), or from a TAP ``# Subtest: NAME`` announcement.
+        """
+        if not self._hb_theirs(child):
+            return child.tap.announced
+        hb = _heartbeat(self.sd)
+        if hb is None or not hb.item or hb.at_ms is None or hb.at_ms < child.started_ms - 1000:
+            return None
+        if hb.item in self._finished_in(child):
+            return None
+        return hb.item
+
+    def _finished_in(self, child: Child) -> set[str]:
+        """Items that got a result line during this attempt."""
+        path = self.sd.file(statedir.RESULTS)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(child.results_size)
+                data = handle.read(64 << 20)
+        except OSError:
+            return set()
+        found = set()
+        for doc in statedir.iter_jsonl(data):
+            if isinstance(doc, dict) and isinstance(doc.get("item"), str):
+                found.add(sanitize(doc["item"]))
+        return found
+
+    def _record_results(self, child: Child, finished: list[Finished]) -> None:
+        """TAP results → results.jsonl, progress.log, the checkpoint, the failure-rate alert."""
+        if child.tap.bailed and not child.bail_alerted:
+            child.bail_alerted = True
+            self._alert(f"the campaign's TAP output bailed out: {child.tap.bailed}", "critical")
+        if not finished or child.hb_written:
+            return
+        total = child.tap.total or child.total_before
+        for done in finished:
+            if done.item in child.poison:
+                continue  # it stays the error the supervisor recorded
+            if done.outcome == "skipped" and done.item in child.before:
+                continue  # a resuming producer skips what an earlier attempt finished
+            child.journal[done.item] = done.outcome
+            self.writer.jsonl(
+                statedir.RESULTS,
+                {
+                    "item": done.item,
+                    "outcome": done.outcome,
+                    "duration": round(done.duration, 6) if done.duration is not None else None,
+                    "message": done.message,
+                    "attempt": child.attempt,
+                    "source": "tap",
+                    **stamp(),
+                },
+            )
+            suffix = f": {done.message}" if done.message else ""
+            self.writer.log(
+                statedir.PROGRESS_LOG,
+                "INFO" if done.outcome in ("passed", "skipped") else "WARNING",
+                f"[{len(child.journal)}/{total if total is not None else '?'}] "
+                f"{done.item} {done.outcome}{suffix}",
+            )
+        self._tap_checkpoint(child)
+        self._failure_rate(child)
+
+    def _tap_checkpoint(self, child: Child, final: bool = False) -> None:
+        counts = {o: 0 for o in ("passed", "failed", "error", "skipped")}
+        for outcome in child.journal.values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        self.writer.json(
+            statedir.CHECKPOINT,
+            {
+                **stamp(),
+                "tested": len(child.journal),
+                "total": child.tap.total or child.total_before,
+                "passed": counts["passed"],
+                "failed": counts["failed"],
+                "errors": counts["error"],
+                "skipped": counts["skipped"],
+                "last_item": None if final else child.tap.last_item,
+                "can_resume": True,
+            },
+        )
+
+    def _failure_rate(self, child: Child) -> None:
+        tested = len(child.journal)
+        if tested < FAILURE_RATE_MIN_ITEMS:
+            return
+        bad = sum(1 for o in child.journal.values() if o in ("failed", "error"))
+        rate = bad / tested
+        if rate >= FAILURE_RATE_THRESHOLD and not self.rate_alerted:
+            self.rate_alerted = True
+            self._alert(
+                f"high failure rate: {rate:.0%} of {tested} items failed or errored "
+                f"(threshold {FAILURE_RATE_THRESHOLD:.0%})",
+                "warning",
+            )
+        elif rate < FAILURE_RATE_THRESHOLD:
+            self.rate_alerted = False
+
+    def _check_poison(self, child: Child) -> None:
+        """Two crashes (or hangs) in a row on one item: record it, alert, skip it from now on."""
+        records = read_restarts(self.sd.file(statedir.RESTARTS))
+        item = policy.poison_item([(r.reason, r.item) for r in records])
+        if item is None:
+            return
+        attempts = " and ".join(str(r.attempt) for r in records[-2:])
+        if item in read_poison(self.sd):
+            self._alert(
+                f"poison item {item} crashed the campaign again (attempt {child.attempt}): "
+                f"the command does not honour {SKIP_ITEMS_VAR} or results.jsonl",
+                "critical",
+            )
+            return
+        message = f"{POISON_MESSAGE} (attempts {attempts})"
+        self.writer.jsonl(
+            statedir.RESULTS,
+            {
+                "item": item,
+                "outcome": "error",
+                "duration": None,
+                "message": message,
+                "attempt": child.attempt,
+                "poison": True,
+                "source": "supervisor",
+                **stamp(),
+            },
+            fsync=True,
+        )
+        self.writer.log(statedir.ERRORS_LOG, "ERROR", f"poison item {item}: {message}")
+        self.writer.log(statedir.PROGRESS_LOG, "WARNING", f"{item} error: {message}")
+        self._alert(
+            f"poison item {item}: it {message}; the next attempts skip it",
+            "critical",
+        )
+
+    # ================================================================ fleet monitoring
+
+    def _write_textfile(self) -> None:
+        """campaign_<name>.prom in --textfile-dir, atomically; a failure is said once."""
+        directory = Path(self.settings.textfile_dir)
+        try:
+            text = metrics.render([metrics.read_campaign(self.sd)])
+            metrics.write_textfile(directory, self.sd.name, text)
+        except OSError as exc:
+            if not self._textfile_failing:
+                self._textfile_failing = True
+                self._say(
+                    "WARNING",
+                    f"cannot write {metrics.textfile_name(self.sd.name)} in {directory}: "
+                    f"{exc.strerror or exc}; the campaign goes on",
+                )
+            return
+        if self._textfile_failing:
+            self._textfile_failing = False
+            self._say("INFO", f"metrics are written to {directory} again")
+        self._textfile_at = time.monotonic()
+
+    def _on_textfile(self) -> None:
+        sig = tuple(
+            _mtime_ns(self.sd.file(name))
+            for name in (
+                statedir.HEARTBEAT,
+                statedir.CHECKPOINT,
+                statedir.STATUS,
+                statedir.SUPERVISOR,
+                statedir.RESTARTS,
+            )
+        )
+        if sig != self._textfile_sig or time.monotonic() - self._textfile_at >= TEXTFILE_REFRESH:
+            self._textfile_sig = sig
+            self._write_textfile()
+        self.timers["textfile"] = time.monotonic() + TEXTFILE_INTERVAL
+
+    # ================================================================ systemd
+
+    def _sd_ready(self) -> None:
+        if self.notifier is None:
+            return
+        self.notifier.send(READY=1, MAINPID=self.pid, STATUS=f"attempt {self.attempt} running")
+        if sdnotify.watchdog_interval(os.environ, self.pid) is not None:
+            self._on_sd_watchdog()
+
+    def _on_sd_watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval(os.environ, self.pid)
+        if self.notifier is None or interval is None:
+            return
+        self.notifier.send(WATCHDOG=1)
+        self.timers["sd_watchdog"] = time.monotonic() + interval
 
     def _rotate_if_needed(self) -> None:
         """Copy-and-truncate output.log past its size bound (the command's O_APPEND fd follows)."""
@@ -1180,6 +1505,13 @@ def _select_one(fd: int, timeout: float) -> None:
         sel.close()
 
 
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path, follow_symlinks=False).st_mtime_ns
+    except OSError:
+        return 0
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -1209,13 +1541,6 @@ def _checkpoint(sd: StateDir) -> Checkpoint | None:
     doc = statedir.read_json(sd.file(statedir.CHECKPOINT))
     parsed = Checkpoint.parse(doc) if doc is not None else None
     return parsed if isinstance(parsed, Checkpoint) else None
-
-
-def _in_flight(sd: StateDir, child: Child) -> str | None:
-    hb = _heartbeat(sd)
-    if hb is not None and hb.at_ms is not None and hb.at_ms >= child.started_ms - 1000:
-        return hb.item
-    return None
 
 
 def _exec_failure(settings: Settings, exc: OSError) -> str:
