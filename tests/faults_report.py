@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 REPORT_ENV = "CAMPAIGN_FAULTS_REPORT"
+SOAK_ENV = "CAMPAIGN_FAULTS_SOAK"
 
 
 @dataclass

@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 
 from conftest import ProcessTracker
-from faults_report import REPORT_ENV, Fault, FaultLog
+from faults_report import REPORT_ENV, SOAK_ENV, Fault, FaultLog
 from supervisor_fixtures import Sup, sup_fixture
 
 LOG = FaultLog()
 SEED_ENV = "CAMPAIGN_FAULTS_SEED"
-SOAK_ENV = "CAMPAIGN_FAULTS_SOAK"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +45,8 @@ def soaking(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     LOG.soak = soaking(config)
+    if LOG.soak:  # modules read it at import, for their hypothesis settings
+        os.environ[SOAK_ENV] = "1"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -256,7 +256,7 @@ def test_supervisor_sigkilled_then_start_resumes_without_a_second_copy(
         if n % 2 == 1 and child is not None:  # every other time the campaign dies with it
             child.send_signal(signal.SIGKILL)
             both += 1
-        wait_until(lambda: gone(supervisor), 10, "the supervisor gone")
+        wait_until(lambda pid=supervisor: gone(pid), 10, "the supervisor gone")
         done = sup.ctl("start", *FAST)
         assert done.returncode == 0, done.stderr
         adopted = "adopted running campaign pid" in done.stdout
