@@ -100,7 +100,9 @@ def _fill(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def failed_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ended]:
+def failed_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Ended]:
     """One supervised campaign whose state dir fails (``request.param``) inside item 5."""
     kind = request.param
     if kind != "removed" and not _can_mount():
@@ -138,7 +140,10 @@ def failed_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         (tmp / "go").touch()
         code = runner.wait(timeout=60)
         after = sup.cli("status", "--state-dir", str(sup.dir))
-        ran = [(int(a), k) for a, k in (ln.split() for ln in (tmp / "ran.log").read_text().splitlines())]
+        ran = [
+            (int(a), k)
+            for a, k in (ln.split() for ln in (tmp / "ran.log").read_text().splitlines())
+        ]
         yield Ended(
             kind,
             code,
@@ -181,7 +186,7 @@ def test_campaign_finishes_every_item_once_and_the_supervisor_says_why(
 def test_a_campaign_that_finished_on_a_failing_state_dir_is_not_restarted(
     failed_dir: Ended,
 ) -> None:
-    assert len(failed_dir.ran) == len(ITEMS), f"items ran again: {failed_dir.ran[len(ITEMS):]}"
+    assert len(failed_dir.ran) == len(ITEMS), f"items ran again: {failed_dir.ran[len(ITEMS) :]}"
     assert "attempt 2" not in failed_dir.output, failed_dir.output
     assert failed_dir.code == 0, failed_dir.output
 
@@ -211,7 +216,9 @@ def _campaign_dir(tmp_path: Path) -> StateDir:
 
 def _write_heartbeat(sd: StateDir, **fields: Any) -> None:
     pid = os.getpid()
-    doc = heartbeat_doc(item="item-07", tested=7, total=20, pid=pid, pid_start=procs.start_time(pid))
+    doc = heartbeat_doc(
+        item="item-07", tested=7, total=20, pid=pid, pid_start=procs.start_time(pid)
+    )
     doc.update(fields)
     (sd.path / "heartbeat.json").write_text(json.dumps(doc))
 

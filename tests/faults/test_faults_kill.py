@@ -43,7 +43,13 @@ SOAK_SUPERVISOR_KILLS = 40
 ITEMS = 60
 ITEM_SECONDS = 0.006  # each item rewrites its heartbeat for this long
 FAST = ("--backoff-initial", "0.05", "--backoff-max", "0.1", "--stop-timeout", "2")
-JSON_FILES = ("heartbeat.json", "checkpoint.json", "status.json", "supervisor.json", "campaign.json")
+JSON_FILES = (
+    "heartbeat.json",
+    "checkpoint.json",
+    "status.json",
+    "supervisor.json",
+    "campaign.json",
+)
 
 CAMPAIGN = """
 import os, pathlib, time
@@ -126,7 +132,9 @@ class KillCampaign:
         missing = sorted(set(self.items) - set(per_item))
         assert not twice, f"items with more than one final outcome: {twice}"
         assert not missing, f"items without a final outcome: {missing}"
-        wrong = {d["item"]: d["outcome"] for d in finals if d["outcome"] != expected_outcome(d["item"])}
+        wrong = {
+            d["item"]: d["outcome"] for d in finals if d["outcome"] != expected_outcome(d["item"])
+        }
         assert not wrong, f"wrong outcomes: {wrong}"
 
         finished_in = {d["item"]: d["attempt"] for d in finals}

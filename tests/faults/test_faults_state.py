@@ -168,7 +168,9 @@ def test_status_survives_any_state_files_and_names_the_unreadable(
             data = files.get(name)
             if data is not None and must_be_unreadable(data):
                 assert kind in unreadable, (kind, data[:80], report["unreadable"])
-            if kind in ("heartbeat", "checkpoint") and (data is None or not must_be_unreadable(data)):
+            if kind in ("heartbeat", "checkpoint") and (
+                data is None or not must_be_unreadable(data)
+            ):
                 assert kind not in unreadable, (kind, report["unreadable"])  # tolerant readers
         code, out, err = status_in_process(Path(tmp))
         assert_calm(code, out, err)
@@ -229,7 +231,9 @@ def values_case(sd: Path, tmp: Path) -> set[str]:
         '{"timestamp": NaN, "pid": Infinity, "tested": -Infinity, "total": 1e999,'
         ' "percent": "NaN", "current_item": {"a": [1]}, "attempt": 1' + "0" * 400 + "}"
     )
-    (sd / "checkpoint.json").write_text('{"tested": 1' + "0" * 5000 + ', "total": [], "passed": {}}')
+    (sd / "checkpoint.json").write_text(
+        '{"tested": 1' + "0" * 5000 + ', "total": [], "passed": {}}'
+    )
     (sd / "status.json").write_text("[" * 200_000 + "]" * 200_000)
     (sd / "supervisor.json").write_text('["running", 1, 2]')
     (sd / "restarts.jsonl").write_bytes(b'{"attempt": 1e999}\n' + b"[" * 100_000 + b"\n{\n")
@@ -313,7 +317,9 @@ def test_supervisor_runs_and_records_over_hostile_files(sup: Sup, case: str, fau
                     pass
         """,
     )
-    done = sup.cli("run", "--state-dir", str(sd), "--backoff-initial", "0.05", "--", PY, str(script))
+    done = sup.cli(
+        "run", "--state-dir", str(sd), "--backoff-initial", "0.05", "--", PY, str(script)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     for name in JSON_KINDS.values():
@@ -326,8 +332,10 @@ def test_supervisor_runs_and_records_over_hostile_files(sup: Sup, case: str, fau
     assert "Traceback" not in again.stderr and "internal error" not in again.stderr, again.stderr
     if again.returncode == 0:  # it started the recorded campaign again: let it end
         wait_until(
-            lambda: json.loads((sd / "supervisor.json").read_text()).get("state")
-            in ("complete", "gave_up", "stopped"),
+            lambda: (
+                json.loads((sd / "supervisor.json").read_text()).get("state")
+                in ("complete", "gave_up", "stopped")
+            ),
             15,
             "the started campaign to end",
         )
