@@ -125,6 +125,11 @@ def _supervisor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--on-alert", metavar="CMD", help="command run for each alert, the alert as JSON on stdin"
     )
+    group.add_argument(
+        "--textfile-dir",
+        metavar="DIR",
+        help="keep campaign_<name>.prom there for node_exporter's textfile collector",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "-n", "--lines", type=_count, default=20, metavar="N", help="how many lines (default 20)"
     )
+
+    metrics = add("metrics", "Prometheus text exposition of the campaign (or --all)")
+    metrics.add_argument("--all", action="store_true", help="every campaign under the state root")
 
     beat = add("beat", "report progress from a shell campaign")
     beat.add_argument("--item", help="the item being tested now (or just finished)")
@@ -249,6 +257,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "backoff_reset_after",
         "stop_timeout",
         "restart_on_stale",
+        "textfile_dir",
     )
     found: dict[str, object] = {
         n: getattr(args, n) for n in names if getattr(args, n, None) is not None
@@ -280,6 +289,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(plugin_line(health))
         print(report_text(health, snap, now))
     return health.exit_code
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from campaign_tui.metrics import read_campaign, render
+
+    if args.all:
+        if args.name is not None or args.state_dir is not None:
+            raise UsageError("metrics --all reads every campaign: leave out --name / --state-dir")
+        dirs = [StateDir(path) for path in statedir.list_campaigns(statedir.state_root())]
+    else:
+        dirs = [_readable_dir(_state_dir(args))]
+    sys.stdout.write(render(read_campaign(sd) for sd in dirs))
+    return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -478,6 +500,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restart": cmd_restart,
     "status": cmd_status,
     "logs": cmd_logs,
+    "metrics": cmd_metrics,
     "beat": cmd_beat,
     "demo": cmd_demo,
 }

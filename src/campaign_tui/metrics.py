@@ -42,7 +42,7 @@ FAMILIES = (
     ),
     _Family("campaign_supervised", "gauge", "1 when a supervisor record exists for the campaign."),
     _Family("campaign_items_tested", "gauge", "Items with a final outcome."),
-    _Family("campaign_items_total", "gauge", "Items in the campaign, when known."),
+    _Family("campaign_items_planned", "gauge", "Items in the campaign (its total), when known."),
     _Family("campaign_items_passed", "gauge", "Items that passed."),
     _Family("campaign_items_failed", "gauge", "Items that failed."),
     _Family("campaign_items_errors", "gauge", "Items that ended in an error."),
@@ -108,7 +108,7 @@ def samples(
         put("campaign_state", 1.0 if health.state == state else 0.0, state=state.value)
     put("campaign_supervised", 1.0 if sup is not None else 0.0)
     put("campaign_items_tested", progress.tested)
-    put("campaign_items_total", progress.total)
+    put("campaign_items_planned", progress.total)
     put("campaign_items_passed", cp.passed if cp else None)
     put("campaign_items_failed", cp.failed if cp else None)
     put("campaign_items_errors", cp.errors if cp else None)
