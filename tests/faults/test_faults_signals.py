@@ -135,7 +135,7 @@ def test_sigstopped_campaign_is_stale_then_healthy_again_and_stop_still_works(
     wait_until(lambda: sup.status()[0] == 0, 10, "HEALTHY")
     os.kill(child, signal.SIGSTOP)
     injected.inject()
-    code, line = wait_until(lambda: (s := sup.status())[0] == 1 and s, 10, "STALE")
+    _, line = wait_until(lambda: (s := sup.status())[0] == 1 and s, 10, "STALE")
     assert "STALE" in line and "heartbeat" in line, line
     wait_until(lambda: "campaign stale" in sup.text("alerts.log"), 10, "the stale alert")
     os.kill(child, signal.SIGCONT)
@@ -186,7 +186,9 @@ def test_orphaned_grandchildren_are_reaped_not_left_as_zombies(sup: Sup, fault: 
         return found
 
     # reaped at once on SIGCHLD: none left even right after they all exit
-    wait_until(lambda: not zombies() and len(psutil.Process(supervisor).children()) == 1, 10, "reaped")
+    wait_until(
+        lambda: not zombies() and len(psutil.Process(supervisor).children()) == 1, 10, "reaped"
+    )
     assert sup.ctl("stop").returncode == 0
     injected.lost = 0
 
