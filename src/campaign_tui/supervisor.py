@@ -681,8 +681,6 @@ class Supervisor:
             fsync=True,
         )
         self.child = None
-        if outcome in policy.CRASHES:
-            self._check_poison(child)
         ended = how_it_ended(code, sig)
         where = f" during item {item}" if item else ""
         self._say(
@@ -690,6 +688,8 @@ class Supervisor:
             f"attempt {child.attempt} (pid {child.pid}) {ended} after "
             f"{clock.human_duration(uptime)}{where}: {outcome} ({why})",
         )
+        if outcome in policy.CRASHES:
+            self._check_poison(child)
         if outcome == "complete":
             self._completed(why, child)
         elif outcome == "stopped":

@@ -139,9 +139,11 @@ def parse_line(raw: str) -> tuple[int, Line]:
         return indent, Result(not found[1], number, description, directive, reason)
     if found := _PLAN.fullmatch(stripped):
         note = (found[2] or "").strip()
-        skip = note.lower().startswith("skip")
+        skip = _DIRECTIVE.fullmatch(note)
         count = int(found[1]) if len(found[1]) < 12 else 0
-        return indent, Plan(count, skip, note[4:].strip() if skip else note)
+        if skip and skip[1].lower().startswith("skip"):
+            return indent, Plan(count, True, skip[2].lstrip(":").strip())
+        return indent, Plan(count, False, note)
     if found := _VERSION.fullmatch(stripped):
         return indent, Version(int(found[1]) if len(found[1]) < 6 else 0)
     if found := _BAIL.fullmatch(stripped):
