@@ -1270,8 +1270,8 @@ class Supervisor:
                 f"[{len(child.journal)}/{total if total is not None else '?'}] "
                 f"{done.item} {done.outcome}{suffix}",
             )
+            self._failure_rate(child)
         self._tap_checkpoint(child)
-        self._failure_rate(child)
 
     def _tap_checkpoint(self, child: Child, final: bool = False) -> None:
         counts = {o: 0 for o in ("passed", "failed", "error", "skipped")}
