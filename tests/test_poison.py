@@ -15,6 +15,7 @@ from supervisor_fixtures import PY, Sup, sup_fixture
 
 FAST = ("--backoff-initial", "0.1", "--backoff-max", "0.2", "--stop-timeout", "1")
 POISON = "crashed the campaign twice"
+QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:timeout")
 
 
 @pytest.fixture
@@ -134,9 +135,7 @@ def test_pytest_skips_a_poison_test_by_its_node_id(sup: Sup) -> None:
     (sup.tmp / "test_p.py").write_text(
         "import os\ndef test_a(): pass\ndef test_b(): os.kill(os.getpid(), 9)\ndef test_c(): pass\n"
     )
-    done = sup.run(
-        *FAST, cmd=[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_p.py"]
-    )
+    done = sup.run(*FAST, cmd=[sys.executable, "-m", "pytest", "-q", *QUICK, "test_p.py"])
     assert done.returncode == 0, done.stdout + done.stderr
     items = [f"test_p.py::test_{x}" for x in "abc"]
     _assert_poisoned(sup, "test_p.py::test_b", items)

@@ -482,6 +482,7 @@ class Supervisor:
         results_size = results.stat().st_size if results.exists() else 0
         cp = _checkpoint(self.sd)
         poison = tuple(read_poison(self.sd))
+        output_start = _size(output)  # before the spawn: a fast command's output is its own
         started_ms = now_ms()
         # The status says RUNNING before the command can overwrite it with its own.
         self.status_ms = started_ms
@@ -517,7 +518,7 @@ class Supervisor:
             popen=popen,
             results_size=results_size,
             tested=cp.tested if cp else None,
-            output_start=_size(output),
+            output_start=output_start,
             poison=poison,
         )
         self._load_journal(self.child, cp)
