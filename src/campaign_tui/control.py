@@ -22,6 +22,7 @@ so the TUI may call them from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -40,7 +41,7 @@ from typing import Any
 
 from campaign_tui import config, procs, proctree, statedir
 from campaign_tui.config import Settings
-from campaign_tui.errors import EX_NOINPUT, UsageError
+from campaign_tui.errors import EX_CANTCREAT, EX_NOINPUT, UsageError
 from campaign_tui.statedir import StateDir, StateDirError
 from campaign_tui.supervisor import CONTROL_SOCKET, EXIT_NOEXEC, Adopted, Supervisor, socket_address
 from campaign_tui.writer import StateWriter
@@ -63,11 +64,19 @@ def _eprint(line: str) -> None:
 
 def try_lock(sd: StateDir) -> int | None:
     """The locked descriptor of supervisor.lock, or None when another supervisor holds it."""
-    fd = os.open(
-        sd.file(statedir.LOCK),
-        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
-        0o600,
-    )
+    try:
+        fd = os.open(
+            sd.file(statedir.LOCK),
+            os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+            0o600,
+        )
+    except OSError as exc:
+        why = (
+            "is a symlink (refused)"
+            if exc.errno == errno.ELOOP
+            else f"cannot be opened: {exc.strerror}"
+        )
+        raise UsageError(f"{sd.file(statedir.LOCK)} {why}", EX_CANTCREAT) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -89,22 +98,21 @@ def _num(doc: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _supervisor_alive(doc: dict[str, Any]) -> int | None:
-    pid = _num(doc, "pid")
-    if pid and procs.alive(int(pid), _num(doc, "pid_start")):
+def _verified_pid(doc: dict[str, Any], pid_key: str, start_key: str) -> int | None:
+    """The recorded pid if that very process still runs. A pid recorded without
+    its create time is never trusted: it may be anyone's by now (pid 1 included)."""
+    pid, start = _num(doc, pid_key), _num(doc, start_key)
+    if pid and start is not None and procs.alive(int(pid), start):
         return int(pid)
     return None
+
+
+def _supervisor_alive(doc: dict[str, Any]) -> int | None:
+    return _verified_pid(doc, "pid", "pid_start")
 
 
 def _child_alive(doc: dict[str, Any]) -> int | None:
-    pid = _num(doc, "child_pid")
-    if (
-        pid
-        and _num(doc, "child_start") is not None
-        and procs.alive(int(pid), _num(doc, "child_start"))
-    ):
-        return int(pid)
-    return None
+    return _verified_pid(doc, "child_pid", "child_start")
 
 
 def recorded_settings(sd: StateDir) -> Settings | None:

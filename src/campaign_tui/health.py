@@ -269,8 +269,11 @@ def _supervised(
     status: StatusDoc | None,
     campaign_alive: bool | None,
 ) -> _Verdict:
-    sup_alive = procs.alive(sup.pid, sup.pid_start)
-    child_alive = procs.alive(sup.child_pid, sup.child_start)
+    # Our supervisor always records its create time; a pid without one proves nothing.
+    sup_alive = procs.alive(sup.pid, sup.pid_start) if sup.pid_start is not None else False
+    child_alive = (
+        procs.alive(sup.child_pid, sup.child_start) if sup.child_start is not None else False
+    )
     child_proc = _describe(sup.child_pid, child_alive)
     hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
     previous_attempt = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -70,9 +71,7 @@ def read_restarts(path: Path) -> tuple[RestartRecord, ...]:
 
 def read_snapshot(sd: StateDir) -> Snapshot:
     """Everything the judgement and the views need from ``sd``, read once."""
-    problems = []
-    if not sd.path.is_dir():
-        problems.append(f"state directory {sd.path} does not exist")
+    problems = list(directory_problems(sd))
     snap = Snapshot(
         directory=str(sd.path),
         layout=sd.layout,
@@ -86,6 +85,22 @@ def read_snapshot(sd: StateDir) -> Snapshot:
         problems=tuple(problems),
     )
     return snap
+
+
+def directory_problems(sd: StateDir) -> list[str]:
+    """What keeps the campaign from recording anything: the directory gone, its
+    filesystem full or read-only. Its files may look fine while frozen."""
+    try:
+        fs = os.statvfs(sd.path)
+    except FileNotFoundError:
+        return [f"state directory {sd.path} does not exist"]
+    except OSError as exc:
+        return [f"state directory {sd.path}: {exc.strerror}"]
+    if fs.f_flag & os.ST_RDONLY:
+        return [f"state directory {sd.path} is on a read-only filesystem: nothing new is recorded"]
+    if fs.f_bavail == 0 or (fs.f_favail == 0 and fs.f_files > 0):
+        return [f"the filesystem of {sd.path} is full: nothing new is recorded"]
+    return []
 
 
 def pids_of(snap: Snapshot) -> list[int | None]:

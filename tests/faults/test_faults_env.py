@@ -66,11 +66,6 @@ KNOWN_BUG = pytest.mark.xfail(
     reason="bug: a campaign that cannot write COMPLETE (full, removed or read-only state dir) "
     "is taken for crashed: restarted, items re-run, then 'cannot open output.log' (exit 66)",
 )
-NO_TROUBLE_REPORT = pytest.mark.xfail(
-    strict=True,
-    reason="bug: `status` does not tell that the state directory's filesystem is full or "
-    "read-only (it judges the frozen files as if nothing were wrong)",
-)
 
 
 def _run(*args: str) -> None:
@@ -193,8 +188,7 @@ def test_a_campaign_that_finished_on_a_failing_state_dir_is_not_restarted(
 
 @pytest.mark.parametrize(
     "failed_dir",
-    [pytest.param("full", marks=NO_TROUBLE_REPORT), "removed",
-     pytest.param("readonly", marks=NO_TROUBLE_REPORT)],
+    ["full", "removed", "readonly"],
     indirect=True,
 )  # fmt: skip
 def test_status_tells_that_the_state_dir_is_in_trouble(failed_dir: Ended) -> None:

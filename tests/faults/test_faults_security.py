@@ -148,11 +148,6 @@ def test_planted_link_at_output_log_does_not_stop_the_campaign(sup: Sup, tmp_pat
     assert done.returncode in (0, 66), done.stderr  # refusing is fine; following is not
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: control.try_lock lets the ELOOP OSError of O_NOFOLLOW out, so a link at "
-    "supervisor.lock ends `run`/`start` in 'internal error' (exit 70)",
-)
 def test_planted_link_at_the_lock_is_refused_in_one_line(sup: Sup, tmp_path: Path) -> None:
     target = tmp_path / "victim.lock"
     target.write_text("precious\n")
@@ -255,11 +250,6 @@ def test_control_from_another_user_is_refused(
         sup.end_all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: control._supervisor_alive trusts a pid recorded without its create time, "
-    "so `stop` SIGTERMs whatever process has that pid",
-)
 def test_stop_never_signals_a_pid_recorded_without_its_create_time(sup: Sup, fault: Any) -> None:
     injected: Fault = fault(
         "supervisor.json naming a stranger's pid without its create time",
