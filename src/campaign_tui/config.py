@@ -97,7 +97,10 @@ def _check(name: str, value: object, base_dir: Path | None) -> object:
         if isinstance(value, bool):
             raise ValueError("must be a duration, not true/false")
         if isinstance(value, (int, float)):
-            seconds = float(value)
+            try:
+                seconds = float(value)
+            except OverflowError:  # an integer past any float (10**400): a bad value too
+                raise ValueError("must be a duration of zero or more seconds") from None
         elif isinstance(value, str):
             seconds = parse_duration(value)
         else:
@@ -247,8 +250,8 @@ def from_record(doc: object) -> Settings | None:
         try:
             value: Any = _check(name, doc[name], None)
             settings = replace(settings, **{name: value})
-        except (ValueError, TypeError):
-            continue
+        except (ValueError, TypeError, OverflowError):
+            continue  # a hand-edited record: one bad value falls back to its default
     return settings if settings.command else None
 
 

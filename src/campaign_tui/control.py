@@ -25,6 +25,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import pwd
 import select
@@ -94,8 +95,15 @@ def _raw_supervisor(sd: StateDir) -> dict[str, Any]:
 
 
 def _num(doc: dict[str, Any], key: str) -> float | None:
+    """A finite number recorded under ``key``, or None (a hand-edited file may hold anything)."""
     value = doc.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past any float (10**400)
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _verified_pid(doc: dict[str, Any], pid_key: str, start_key: str) -> int | None:
@@ -429,8 +437,8 @@ def _ask(sd: StateDir, verb: str, timeout: float) -> str | None:
 
 def _stop_timeout(doc: dict[str, Any]) -> float:
     settings = doc.get("settings")
-    value = settings.get("stop_timeout") if isinstance(settings, dict) else None
-    return float(value) if isinstance(value, (int, float)) and value >= 0 else 10.0
+    seconds = _num(settings, "stop_timeout") if isinstance(settings, dict) else None
+    return seconds if seconds is not None and seconds >= 0 else 10.0
 
 
 def _wait_gone(pid: int, start: float | None, timeout: float) -> bool:

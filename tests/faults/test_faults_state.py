@@ -179,10 +179,6 @@ def test_status_survives_any_state_files_and_names_the_unreadable(
             assert "unreadable" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: config.from_record lets OverflowError out of float(10**400) in _check",
-)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(OBJECTS, DOCS, st.dictionaries(st.sampled_from(config.FIELD_NAMES), DOCS)))
 @example({"command": ["true"], "stale_after": 10**400})
@@ -344,11 +340,6 @@ def test_supervisor_runs_and_records_over_hostile_files(sup: Sup, case: str, fau
     injected.lost = 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: config.from_record lets OverflowError out (a huge integer duration in "
-    "campaign.json), so `start` ends in 'internal error' (exit 70)",
-)
 def test_start_with_a_huge_number_in_the_recorded_settings_says_one_clear_line(sup: Sup) -> None:
     sd = sup.tmp / "huge"
     sd.mkdir(mode=0o700)
