@@ -352,84 +352,26 @@ def _print_lines(lines: Sequence[str]) -> None:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    from campaign_tui import procs
-    from campaign_tui.campaign import read_journal
-    from campaign_tui.writer import StateWriter, heartbeat_doc, stamp
+    from campaign_tui.beat import Beat, report
+    from campaign_tui.writer import StateWriter
 
     if args.item is None and args.status is None and args.tested is None:
         raise UsageError("beat needs --item ID (and/or --tested/--total, --status)")
     if args.outcome and not args.item:
         raise UsageError(f"--{args.outcome} needs --item ID")
-    sd = _state_dir(args)
-    if sd.legacy:
-        raise UsageError("the legacy layout is read-only", EX_CANTCREAT)
-    try:
-        statedir.ensure(sd)
-    except StateDirError as exc:
-        raise UsageError(str(exc), EX_CANTCREAT) from None
+    sd = _writable_dir(args)
     writer = StateWriter(sd, who=f"{PROG} beat")
-    pid = args.pid or os.getppid()
-    attempt = _env_attempt()
-    status = args.status or "RUNNING"
-    tested, total = args.tested, args.total
-    if args.outcome:
-        writer.jsonl(
-            statedir.RESULTS,
-            {
-                "item": args.item,
-                "outcome": args.outcome,
-                "message": args.message,
-                "attempt": attempt,
-                **stamp(),
-            },
-        )
-        done = read_journal(sd)
-        counts = {
-            o: sum(1 for v in done.values() if v == o)
-            for o in ("passed", "failed", "error", "skipped")
-        }
-        tested = len(done) if tested is None else tested
-        writer.json(
-            statedir.CHECKPOINT,
-            {
-                **stamp(),
-                "tested": tested,
-                "total": total,
-                "passed": counts["passed"],
-                "failed": counts["failed"],
-                "errors": counts["error"],
-                "skipped": counts["skipped"],
-                "last_item": args.item,
-                "can_resume": True,
-            },
-        )
-        writer.log(
-            statedir.PROGRESS_LOG, "INFO", f"[{tested}/{total or '?'}] {args.item} {args.outcome}"
-        )
-    writer.json(
-        statedir.HEARTBEAT,
-        heartbeat_doc(
-            item=None if args.outcome else args.item,
-            tested=tested,
-            total=total,
-            status=status,
-            pid=pid,
-            pid_start=procs.start_time(pid),
-            attempt=attempt,
-        ),
+    beat = Beat(
+        item=args.item,
+        outcome=args.outcome,
+        tested=args.tested,
+        total=args.total,
+        status=args.status,
+        message=args.message,
+        pid=args.pid,
     )
-    if args.status and args.status != "RUNNING":
-        writer.status(
-            args.status, args.message or f"declared {args.status.lower()} by the campaign"
-        )
+    report(sd, beat, writer)
     return 1 if writer.failing else 0
-
-
-def _env_attempt() -> int | None:
-    try:
-        return int(os.environ["CAMPAIGN_ATTEMPT"])
-    except (KeyError, ValueError):
-        return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
