@@ -22,7 +22,7 @@ from campaign_tui import procs, statedir
 from campaign_tui.crash import CrashCapture, ErrorLogHandler, format_exception
 from campaign_tui.models import OUTCOMES
 from campaign_tui.statedir import StateDir, StateDirError
-from campaign_tui.writer import StateWriter, heartbeat_doc, stamp
+from campaign_tui.writer import StateWriter, heartbeat_doc, report_final, stamp
 
 T = TypeVar("T")
 
@@ -415,6 +415,7 @@ class Campaign:
         )
         self._writer.json(statedir.CHECKPOINT, self._checkpoint(None), fsync=self.fsync)
         self._writer.status("COMPLETE", f"campaign complete: {summary}")
+        report_final("COMPLETE", self.sd.path)  # reaches the supervisor when status.json cannot
         self._heartbeat(None, status="COMPLETE")
         self._writer.log(statedir.PROGRESS_LOG, "INFO", f"campaign complete: {summary}")
         self._writer.alert(f"campaign complete: {summary}", "info")
@@ -426,6 +427,7 @@ class Campaign:
         self._ended = True
         where = f" during item {self._current}" if self._current else ""
         self._writer.status(status, message + where, traceback=trace)
+        report_final(status, self.sd.path)
         self._writer.log(
             statedir.ERRORS_LOG,
             "CRITICAL",

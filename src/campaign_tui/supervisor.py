@@ -44,13 +44,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+import re
 import secrets
 import selectors
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -77,9 +80,15 @@ from campaign_tui.models import Checkpoint, Heartbeat, StatusDoc
 from campaign_tui.procs import start_time
 from campaign_tui.sanitize import sanitize
 from campaign_tui.snapshot import read_restarts
-from campaign_tui.statedir import StateDir
+from campaign_tui.statedir import StateDir, StateDirError
 from campaign_tui.tap import Finished, Other, Result, TapStream
-from campaign_tui.writer import StateWriter, heartbeat_doc, stamp
+from campaign_tui.writer import (
+    FINAL_STATES,
+    STATUS_FD_VAR,
+    StateWriter,
+    heartbeat_doc,
+    stamp,
+)
 
 CONTROL_SOCKET = "control.sock"
 VERBS = ("stop", "restart", "ping")
@@ -94,6 +103,10 @@ TEXTFILE_REFRESH = 10.0  # and rewrites anyway, so the heartbeat age stays curre
 _LINE_LIMIT = 200  # an output line shown as the current item
 _MTIME_SLACK_MS = 50  # file times lag the clock by up to a kernel tick
 _LEVEL_RANK = {"info": 0, "warning": 1, "critical": 2}
+# statedir.write_json's temp files: ".heartbeat.json.1f2e3d4c5b6a.tmp". One left
+# behind is a killed writer's; one younger than STALE_TEMP_AGE may be a live write.
+_TEMP_NAME = re.compile(r"\.[^/]+\.[0-9a-f]{12}\.tmp")  # secrets.token_hex(6)
+STALE_TEMP_AGE = 5.0
 
 EXIT_COMPLETE = 0
 EXIT_STOPPED = 0
@@ -177,6 +190,8 @@ class Child:
     total_before: int | None = None
     poison: tuple[str, ...] = ()
     bail_alerted: bool = False
+    status_fd: int | None = None  # the read end of the status pipe (see _read_reported)
+    reported: str | None = None  # the final state the campaign sent through it
 
     @property
     def ended(self) -> bool:
@@ -262,6 +277,7 @@ class Supervisor:
         self._textfile_sig: tuple[int, ...] | None = None
         self._textfile_at = 0.0
         self._textfile_failing = False
+        self._extra_locks: list[int] = []  # locks taken on a re-created state directory
 
     # ================================================================ the loop
 
@@ -369,10 +385,13 @@ class Supervisor:
             if code != 0:
                 self._hook_failed(code)
         self.hooks.clear()
-        for fd in (self._wake_r, self._wake_w):
+        if self.child is not None:
+            self._close_status_pipe(self.child)
+        for fd in (self._wake_r, self._wake_w, *self._extra_locks):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        self._extra_locks.clear()
         self._sel.close()
 
     def _tell(self, message: str) -> None:
@@ -446,10 +465,16 @@ class Supervisor:
 
     # ================================================================ attempts
 
-    def _child_env(self, attempt: int, poison: tuple[str, ...] = ()) -> dict[str, str]:
+    def _child_env(
+        self, attempt: int, poison: tuple[str, ...] = (), status_fd: int | None = None
+    ) -> dict[str, str]:
         env = dict(os.environ)
         for name in sdnotify.ENV_NAMES:  # systemd talks to the supervisor, not to the campaign
             env.pop(name, None)
+        if status_fd is not None:
+            env[STATUS_FD_VAR] = str(status_fd)
+        else:  # a supervisor run by a campaign must not hand on its own campaign's pipe
+            env.pop(STATUS_FD_VAR, None)
         if poison:
             env[SKIP_ITEMS_VAR] = "\n".join(poison)
         else:
@@ -473,11 +498,10 @@ class Supervisor:
         """Spawn the next attempt; returns why it cannot be executed, or None."""
         attempt = self.attempt + 1
         output = self.sd.file(statedir.OUTPUT_LOG)
+        self._ensure_dir()
+        self._remove_stale_temp_files()
         self._rotate_if_needed()
-        try:
-            out_fd = statedir.open_append(output)
-        except OSError as exc:
-            return f"cannot open {output}: {exc.strerror}"
+        out_fd = self._open_output(output)
         results = self.sd.file(statedir.RESULTS)
         results_size = results.stat().st_size if results.exists() else 0
         cp = _checkpoint(self.sd)
@@ -493,6 +517,9 @@ class Supervisor:
             timestamp=started_ms,
             attempt=attempt,
         )
+        # Non-blocking on both ends: a campaign never waits on it, and reading it
+        # after the exit returns at once even if a grandchild still holds the write end.
+        status_r, status_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             popen = subprocess.Popen(
                 list(self.settings.command),
@@ -500,14 +527,17 @@ class Supervisor:
                 stdout=out_fd,
                 stderr=out_fd,
                 cwd=self.settings.cwd or None,
-                env=self._child_env(attempt, poison),
+                env=self._child_env(attempt, poison, status_w),
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(status_w,),
             )
         except OSError as exc:
+            os.close(status_r)
             return _exec_failure(self.settings, exc)
         finally:
             os.close(out_fd)
+            os.close(status_w)
         self.attempt = attempt
         self.child = Child(
             pid=popen.pid,
@@ -520,6 +550,7 @@ class Supervisor:
             tested=cp.tested if cp else None,
             output_start=output_start,
             poison=poison,
+            status_fd=status_r,
         )
         self._load_journal(self.child, cp)
         self._output_offset = self.child.output_start
@@ -533,6 +564,54 @@ class Supervisor:
         self.timers["follow"] = time.monotonic() + FOLLOW_INTERVAL
         self.timers["watchdog"] = time.monotonic() + self.settings.stale_after
         return None
+
+    def _ensure_dir(self) -> None:
+        """Re-create a state directory removed under us (0700), and lock it again."""
+        missing = not self.sd.path.is_dir()
+        try:
+            statedir.ensure(self.sd)
+        except StateDirError as exc:
+            self._say("WARNING", f"{exc}; the campaign goes on")
+            return
+        if missing:
+            self._say("WARNING", f"state directory {self.sd.path} was removed: created it again")
+            self._relock()
+
+    def _relock(self) -> None:
+        """Hold the lock of a re-created directory too, so no second supervisor starts there."""
+        try:
+            fd = os.open(
+                self.sd.file(statedir.LOCK),
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+            )
+        except OSError as exc:
+            self._say("WARNING", f"cannot lock the re-created directory again: {exc.strerror}")
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self._say("WARNING", "another supervisor locked the re-created directory")
+            return
+        self._extra_locks.append(fd)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Remove the temp files of atomic writes whose writer was killed mid-write."""
+        removed = remove_stale_temp_files(self.sd.path, time.time() - STALE_TEMP_AGE)
+        if removed:
+            self._say("INFO", f"removed {removed} temp file(s) left by killed writers")
+
+    def _open_output(self, output: Path) -> int:
+        """An append descriptor on output.log, else /dev/null: the output is lost, not the run."""
+        try:
+            return statedir.open_append(output)
+        except OSError as exc:
+            self._say(
+                "WARNING",
+                f"cannot open {output} ({exc.strerror}): this attempt's output goes to /dev/null",
+            )
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 
     def _take_over(self, adopt: Adopted) -> None:
         """Supervise again a campaign process whose supervisor was killed."""
@@ -612,25 +691,62 @@ class Supervisor:
 
     # ================================================================ an attempt ended
 
+    def _read_reported(self, child: Child) -> None:
+        """The campaign's last word through the status pipe (COMPLETE, CRASHED, ...), if any.
+
+        Read after the exit, non-blocking: what it wrote is there already, and a
+        grandchild still holding the write end cannot make this wait.
+        """
+        fd = child.status_fd
+        if fd is None:
+            return
+        data = b""
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing (more) written
+            while len(data) < 65536:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        self._close_status_pipe(child)
+        words = [w for w in data.decode("ascii", "replace").split() if w in FINAL_STATES]
+        child.reported = words[-1] if words else None
+
+    def _close_status_pipe(self, child: Child) -> None:
+        if child.status_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(child.status_fd)
+            child.status_fd = None
+
     def _classify(self, child: Child) -> tuple[policy.Outcome, str]:
-        """How the attempt ended (see the module docstring), and a few words why."""
+        """How the attempt ended (see the module docstring), and a few words why.
+
+        The campaign's word through the status pipe wins over status.json, which
+        a full, removed or read-only state directory may have kept from it.
+        """
         code, sig = describe_wait(child.status)
         status = _status(self.sd)
+        said = child.reported
         if child.ended_by in ("stop", "interrupt", "sigterm", "hup"):
             return "stopped", "stopped on request"
         if child.ended_by == "manual":
             return "manual", "restarted on request"
         if child.ended_by == "hang":
             return "hang", "hung"
-        if status is not None and status.state == "COMPLETE":
+        if said == "COMPLETE":
+            return "complete", "the campaign reported COMPLETE"
+        if said is None and status is not None and status.state == "COMPLETE":
             return "complete", "the campaign recorded COMPLETE"
-        if child.tap.complete and sig is None:
+        if child.tap.complete and sig is None and said in (None, "COMPLETE"):
             plans = " ".join(f"1..{seg.plan}" for seg in child.tap.segments)
             return "complete", f"its TAP plan {plans} was fulfilled"
         ours = status is not None and status.at_ms == self.status_ms and status.state == "RUNNING"
-        if status is not None and not ours and status.state in ("TERMINATED", "INTERRUPTED"):
+        if said in ("TERMINATED", "INTERRUPTED"):
+            return "stopped", f"the campaign reported {said}"
+        stopped = status is not None and status.state in ("TERMINATED", "INTERRUPTED")
+        if said is None and stopped and not ours:
+            assert status is not None
             return "stopped", f"the campaign recorded {status.state} ({status.message})"
-        reported = self._hb_theirs(child) or not ours or child.tap.tap
+        reported = said is not None or self._hb_theirs(child) or not ours or child.tap.tap
         if code == 0 and not reported:
             return "complete", "it exited 0 and reports nothing else"
         if code == 0:
@@ -647,6 +763,7 @@ class Supervisor:
         return child.tap.results > 0
 
     def _attempt_ended(self, child: Child) -> None:
+        self._read_reported(child)
         self._follow_output()
         self._record_results(child, child.tap.take(final=True))
         for name in ("follow", "watchdog", "adopted_poll"):
@@ -720,6 +837,10 @@ class Supervisor:
         if child.ended_by is None:
             # The campaign recorded its own TERMINATED / INTERRUPTED: keep its words.
             self._say("INFO", f"not restarting: {why}")
+            status = _status(self.sd)
+            if child.reported and (status is None or status.state != child.reported):
+                # it said so through the pipe only: its status.json could not be written
+                self.writer.status(child.reported, f"the campaign reported {child.reported}")
         else:
             state, message = {
                 "interrupt": ("INTERRUPTED", "interrupted (Ctrl-C): stopped on request"),
@@ -1504,6 +1625,32 @@ def _select_one(fd: int, timeout: float) -> None:
         sel.select(timeout)
     finally:
         sel.close()
+
+
+def remove_stale_temp_files(directory: Path, older_than: float) -> int:
+    """Unlink the atomic-write temp files in ``directory`` last modified before ``older_than``.
+
+    Only regular files named like :func:`campaign_tui.statedir.write_json`'s temp
+    files; a younger one may belong to a writer at work right now. Returns how
+    many were removed; never raises.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= older_than:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed += 1
+    return removed
 
 
 def _mtime_ns(path: Path) -> int:

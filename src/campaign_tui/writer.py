@@ -8,6 +8,7 @@ full, permission, the directory removed) into one warning on stderr and a
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,11 @@ from campaign_tui.statedir import StateDir
 
 LEVELS = ("INFO", "WARNING", "ERROR", "CRITICAL")
 ALERT_LEVELS = ("info", "warning", "critical")
+# The supervisor passes the write end of a pipe in this variable: how a campaign
+# ended reaches it even when status.json cannot be written (disk full, directory
+# removed or read-only), so a finished campaign is never taken for a crashed one.
+STATUS_FD_VAR = "CAMPAIGN_STATUS_FD"
+FINAL_STATES = ("COMPLETE", "CRASHED", "TERMINATED", "INTERRUPTED")
 
 
 def log_line(level: str, message: str, at_ms: int | None = None) -> str:
@@ -138,3 +144,30 @@ def heartbeat_doc(
     if diag_signal:
         doc["diag_signal"] = diag_signal
     return doc
+
+
+def report_final(state: str, state_dir: str | os.PathLike[str]) -> bool:
+    """Tell the supervisor how the campaign ends (one of :data:`FINAL_STATES`); needs no disk.
+
+    Writes ``STATE\n`` to the pipe named by ``CAMPAIGN_STATUS_FD``, but only when
+    that descriptor is a pipe and ``CAMPAIGN_STATE_DIR`` names ``state_dir``: a
+    process that inherited the variable and not the descriptor (or that reports
+    into another campaign) writes nothing. Never blocks, never raises; False when
+    nothing was written.
+    """
+    text = os.environ.get(STATUS_FD_VAR, "")
+    if state not in FINAL_STATES or not text.isdigit() or not _same_dir(state_dir):
+        return False
+    fd = int(text)
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        # One short write to a pipe is atomic; the supervisor made it non-blocking.
+        return os.write(fd, state.encode() + b"\n") > 0
+    except OSError:  # closed, or the supervisor is gone (EPIPE)
+        return False
+
+
+def _same_dir(state_dir: str | os.PathLike[str]) -> bool:
+    ours = os.environ.get("CAMPAIGN_STATE_DIR", "")
+    return bool(ours) and os.path.realpath(ours) == os.path.realpath(state_dir)

@@ -61,11 +61,6 @@ WORDS = {
     "readonly": "Read-only file system",
 }
 TROUBLE = {"full": ("full", "no space"), "removed": ("does not exist",), "readonly": ("read-only",)}
-KNOWN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: a campaign that cannot write COMPLETE (full, removed or read-only state dir) "
-    "is taken for crashed: restarted, items re-run, then 'cannot open output.log' (exit 66)",
-)
 
 
 def _run(*args: str) -> None:
@@ -175,9 +170,7 @@ def test_campaign_finishes_every_item_once_and_the_supervisor_says_why(
     injected.lost = len(set(ITEMS) - set(first))
 
 
-@pytest.mark.parametrize(
-    "failed_dir", [pytest.param(f, marks=KNOWN_BUG) for f in FAULTS], indirect=True
-)
+@pytest.mark.parametrize("failed_dir", FAULTS, indirect=True)
 def test_a_campaign_that_finished_on_a_failing_state_dir_is_not_restarted(
     failed_dir: Ended,
 ) -> None:
