@@ -41,11 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from campaign_tui import config, procs, proctree, statedir
+from campaign_tui.campaign import read_journal
 from campaign_tui.config import Settings
 from campaign_tui.errors import EX_CANTCREAT, EX_NOINPUT, UsageError
+from campaign_tui.models import Heartbeat
+from campaign_tui.snapshot import read_restarts
 from campaign_tui.statedir import StateDir, StateDirError
 from campaign_tui.supervisor import CONTROL_SOCKET, EXIT_NOEXEC, Adopted, Supervisor, socket_address
-from campaign_tui.writer import StateWriter
+from campaign_tui.writer import StateWriter, stamp
 
 Echo = Callable[[str], None]
 READY_TIMEOUT = 15.0
@@ -377,6 +380,7 @@ def start(
             run_id=str(doc.get("run_id") or ""),
         )
     else:
+        _record_unsupervised_end(sd, doc)
         problem = check_executable(settings)
         if problem is not None:
             os.close(lock_fd)
@@ -404,6 +408,55 @@ def start(
     else:
         echo(line)
     return 0
+
+
+def _record_unsupervised_end(sd: StateDir, doc: dict[str, Any]) -> None:
+    """Append the restart record no supervisor wrote: the attempt died after its supervisor.
+
+    supervisor.json still says running (or stopping) attempt N, that process is
+    gone (the caller checked its pid with its create time) and restarts.jsonl
+    has nothing for attempt N: its exit status is lost, but the crash, and the
+    item it was on, belong in the history (and count for poison items).
+    """
+    attempt = _num(doc, "attempt")
+    if doc.get("state") not in ("running", "stopping") or not attempt or attempt < 1:
+        return
+    n = int(attempt)
+    if any(r.attempt == n for r in read_restarts(sd.file(statedir.RESTARTS))):
+        return
+    started = _num(doc, "child_started_ms")
+    pid = _num(doc, "child_pid")
+    StateWriter(sd, who="campaign-tui start").jsonl(
+        statedir.RESTARTS,
+        {
+            "attempt": n,
+            "started_ms": int(started) if started else None,
+            "ended_ms": None,
+            "exit_code": None,
+            "signal": None,
+            "reason": "crash",
+            "uptime": None,
+            "next_delay": None,
+            "item": _item_in_flight(sd, n, started),
+            "pid": int(pid) if pid else None,
+            "message": "ended unsupervised, exit unknown",
+            **stamp(),
+        },
+        fsync=True,
+    )
+
+
+def _item_in_flight(sd: StateDir, attempt: int, started_ms: float | None) -> str | None:
+    """The item attempt ``attempt``'s last heartbeat names, unless that item has its result."""
+    raw = statedir.read_json(sd.file(statedir.HEARTBEAT))
+    hb = Heartbeat.parse(raw) if raw is not None else None
+    if not isinstance(hb, Heartbeat) or not hb.item:
+        return None
+    if hb.attempt is not None and hb.attempt != attempt:
+        return None  # an earlier attempt's (this one wrote no heartbeat of its own)
+    if hb.attempt is None and (hb.at_ms is None or hb.at_ms < (started_ms or 0) - 1000):
+        return None
+    return None if hb.item in read_journal(sd) else hb.item
 
 
 # ==================================================================== stop / restart

@@ -298,11 +298,6 @@ def test_supervisor_sigkilled_then_start_resumes_without_a_second_copy(
     print(f"supervisor kills: {kills} (campaign too: {both}); {numbers}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `start` after a lost supervisor never records the attempt that died "
-    "unsupervised, so restarts.jsonl misses that kill",
-)
 def test_an_attempt_that_died_with_its_supervisor_is_in_the_restart_history(
     sup: Sup, fault: Any
 ) -> None:
