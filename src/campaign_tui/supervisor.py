@@ -764,6 +764,7 @@ class Supervisor:
 
     def _attempt_ended(self, child: Child) -> None:
         self._read_reported(child)
+        self._end_leftovers(f"attempt {child.attempt} ended")
         self._follow_output()
         self._record_results(child, child.tap.take(final=True))
         for name in ("follow", "watchdog", "adopted_poll"):
@@ -956,6 +957,7 @@ class Supervisor:
             return
         if self.child is None:  # waiting out a backoff
             self.timers.pop("restart", None)
+            self._end_leftovers("stopping")
             state = "INTERRUPTED" if kind == "interrupt" else "TERMINATED"
             self.writer.status(state, "stopped on request while waiting to restart")
             self._say("INFO", "stopped while waiting to restart")
@@ -988,6 +990,32 @@ class Supervisor:
                     procs.append(root)
                 procs += proctree.descendants(child.pid)
         return list({p.pid: p for p in procs}.values())
+
+    def _leftovers(self) -> list[psutil.Process]:
+        """Processes of this run that outlived their attempt: our descendants (we are a
+        subreaper, so setsid'd daemons included) and any carrying the run's marker."""
+        procs = proctree.descendants(self.pid, exclude=self.hooks)
+        procs += proctree.marked(self.run_id, exclude=self.hooks)
+        return list({p.pid: p for p in procs}.values())
+
+    def _end_leftovers(self, when: str) -> None:
+        """End what no attempt owns any more (a daemon forked by a command that exited),
+        the way a stop ends a tree: SIGTERM, ``stop_timeout``, SIGKILL."""
+        left = self._leftovers()
+        if not left:
+            return
+        pids = ", ".join(str(p.pid) for p in left[:10])
+        self._say("WARNING", f"{when}: ending {len(left)} process(es) it left running ({pids})")
+        killed = proctree.terminate(
+            self._leftovers, None, self.settings.stop_timeout, self._wait_a_little
+        )
+        if killed:
+            self._say(
+                "WARNING",
+                f"{killed} process(es) ignored SIGTERM for "
+                f"{self.settings.stop_timeout:g}s and were killed",
+            )
+        self._reap()
 
     def _end_tree(self, child: Child) -> None:
         """Record the intent durably, SIGTERM the group, wait, SIGKILL, sweep."""

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
 from conftest import wait_until
 from faults_report import Fault

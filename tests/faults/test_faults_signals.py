@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
 from conftest import wait_until
 from faults_report import Fault
@@ -235,11 +234,6 @@ def test_daemon_grandchild_of_a_running_command_is_ended_on_stop(sup: Sup, fault
     injected.lost = 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a daemon left by a crashed attempt survives `stop` during the backoff "
-    "(request_stop with no child ends nothing) and runs on next to the next attempt",
-)
 def test_daemon_grandchild_of_a_command_that_exited_is_ended_on_stop(sup: Sup, fault: Any) -> None:
     injected: Fault = fault(
         "a command forks a daemon grandchild and exits (crash, then stop in the backoff)",
