@@ -174,3 +174,18 @@ def test_a_campaign_that_could_not_write_complete_is_complete(sup: Sup) -> None:
     assert "attempt 2" not in done.stdout, done.stdout
     assert "the campaign reported COMPLETE" in done.stdout, done.stdout
     assert sup.json("status.json").get("status") == "COMPLETE"
+
+
+def test_beat_status_reaches_the_pipe(sup: Sup) -> None:
+    """A shell campaign's `beat --status COMPLETE` says it through the inherited pipe too."""
+    sup.dir.mkdir(mode=0o700)
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        sup.env.update({STATUS_FD_VAR: str(write_fd), "CAMPAIGN_STATE_DIR": str(sup.dir)})
+        proc = sup.popen("beat", "--status", "COMPLETE", pass_fds=(write_fd,))
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert _read(read_fd) == b"COMPLETE\n"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

@@ -353,7 +353,7 @@ def _print_lines(lines: Sequence[str]) -> None:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     from campaign_tui.beat import Beat, report
-    from campaign_tui.writer import StateWriter
+    from campaign_tui.writer import StateWriter, report_final
 
     if args.item is None and args.status is None and args.tested is None:
         raise UsageError("beat needs --item ID (and/or --tested/--total, --status)")
@@ -371,6 +371,8 @@ def cmd_beat(args: argparse.Namespace) -> int:
         pid=args.pid,
     )
     report(sd, beat, writer)
+    if args.status is not None:  # reaches the supervisor even when status.json cannot be written
+        report_final(args.status, sd.path)
     return 1 if writer.failing else 0
 
 
