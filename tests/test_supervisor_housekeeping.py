@@ -1,4 +1,5 @@
-"""Supervisor housekeeping: temp files left by killed writers, the status pipe.
+"""Supervisor housekeeping: temp files left by killed writers, a removed state
+directory, the status pipe.
 
 A writer killed between creating its temp file and renaming it leaves
 ``.heartbeat.json.XXXX.tmp`` behind; the supervisor removes such files at each
@@ -10,6 +11,7 @@ supervisor when its state directory cannot be written.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from campaign_tui import statedir
 from campaign_tui.supervisor import STALE_TEMP_AGE, remove_stale_temp_files
 from campaign_tui.writer import STATUS_FD_VAR, report_final
-from conftest import ProcessTracker
+from conftest import ProcessTracker, wait_until
 from supervisor_fixtures import PY, Sup, sup_fixture
 
 
@@ -93,6 +95,19 @@ def test_only_old_temp_files_of_our_pattern_are_removed(tmp_path: Path) -> None:
 
 def test_a_missing_directory_removes_nothing(tmp_path: Path) -> None:
     assert remove_stale_temp_files(tmp_path / "gone", time.time()) == 0
+
+
+def test_a_state_dir_removed_during_the_backoff_is_created_again_and_locked(sup: Sup) -> None:
+    crash = [PY, "-c", "import time; time.sleep(0.3); raise SystemExit(1)"]
+    sup.detach("--backoff-initial", "0.5", "--stop-timeout", "1", cmd=crash)
+    sup.wait_state("backoff")
+    shutil.rmtree(sup.dir)
+    wait_until(lambda: sup.sup().get("attempt", 0) >= 2, 15, "attempt 2 in a new directory")
+    assert "created it again" in sup.text("wrapper.log")
+    assert sup.ctl("start").returncode == 1  # locked again: no second supervisor
+    assert (sup.dir / "control.sock").exists()  # a new control socket
+    assert sup.ctl("stop").returncode == 0
+    assert sup.sup().get("state") == "stopped"
 
 
 def test_each_attempt_start_removes_stale_temp_files(sup: Sup) -> None:

@@ -576,6 +576,7 @@ class Supervisor:
         if missing:
             self._say("WARNING", f"state directory {self.sd.path} was removed: created it again")
             self._relock()
+            self._relisten()
 
     def _relock(self) -> None:
         """Hold the lock of a re-created directory too, so no second supervisor starts there."""
@@ -601,6 +602,15 @@ class Supervisor:
         removed = remove_stale_temp_files(self.sd.path, time.time() - STALE_TEMP_AGE)
         if removed:
             self._say("INFO", f"removed {removed} temp file(s) left by killed writers")
+
+    def _relisten(self) -> None:
+        """A new control socket: the old one went with the removed directory."""
+        if self._listener is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(self._listener)
+            self._listener.close()
+            self._listener = None
+        self._listen()
 
     def _open_output(self, output: Path) -> int:
         """An append descriptor on output.log, else /dev/null: the output is lost, not the run."""
