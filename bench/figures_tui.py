@@ -113,6 +113,7 @@ def big_log(path: Path, size: int, first: str, last: str) -> int:
         while written < size:
             written += os.write(fd, block)
         os.write(fd, f"2025-06-01T23:59:59.999+00:00 ERROR last line {last}\n".encode())
+        os.fsync(fd)  # written back before any timing: no writeback competes with the runs
     finally:
         os.close(fd)
     return os.path.getsize(path)
