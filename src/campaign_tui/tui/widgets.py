@@ -75,6 +75,36 @@ def size_text(n: int) -> str:
     return f"{value:.1f} GiB"  # pragma: no cover
 
 
+def set_content(widget: Static, content: Content) -> bool:
+    """Show ``content`` in ``widget`` unless it shows exactly that already.
+
+    ``Static.update`` lays the whole screen out again by default; the panes are
+    updated every second, so a layout is asked for only when the widget's size can
+    change: a different number of lines at its width, or, for a widget as wide as
+    its text, a different width. Returns whether anything was updated.
+    """
+    old = widget.content
+    if isinstance(old, Content) and old.plain == content.plain and old.spans == content.spans:
+        return False
+    widget.update(content, layout=_resizes(widget, old, content))
+    return True
+
+
+def _resizes(widget: Static, old: object, new: Content) -> bool:
+    if not isinstance(old, Content):
+        return True
+    width = widget.content_size.width
+    if width <= 0:
+        return True  # not laid out yet
+    styles = widget.styles
+    as_wide_as_text = styles.width is not None and styles.width.is_auto
+    if as_wide_as_text and old.cell_length != new.cell_length:
+        return True
+    if styles.height is None or styles.height.is_auto:
+        return old.get_height(styles, width) != new.get_height(styles, width)
+    return False
+
+
 def _join(parts: list[list[Part]], sep: str = " · ") -> Content:
     """Groups of parts joined by a dim separator; each part plain text or (text, style)."""
     out: list[Part] = []
@@ -98,9 +128,11 @@ class HealthPane(Vertical):
         state = health.state
         for each in State:
             self.set_class(each is state, f"-{each.value.lower()}")
-        self.query_one("#state-word", Label).update(Content(f" {SYMBOLS[state]} {state.value} "))
-        self.query_one("#reason", Static).update(Content(health.reason))
-        self.query_one("#action", Static).update(Content.assemble(("→ ", DIM), health.action))
+        set_content(
+            self.query_one("#state-word", Label), Content(f" {SYMBOLS[state]} {state.value} ")
+        )
+        set_content(self.query_one("#reason", Static), Content(health.reason))
+        set_content(self.query_one("#action", Static), Content.assemble(("→ ", DIM), health.action))
 
 
 class ProgressPane(Vertical):
@@ -112,13 +144,15 @@ class ProgressPane(Vertical):
             yield Static(id="counts", markup=False)
         yield Static(id="detail", markup=False)
 
+    _bar: tuple[float, float] | None = None
+
     def show(self, health: Health, snap: Snapshot, pace: Pace, now_ms: int) -> None:
         p = health.progress
-        bar = self.query_one("#bar", ProgressBar)
-        if p.total:
-            bar.update(total=p.total, progress=min(p.tested or 0, p.total))
-        else:
-            bar.update(total=1, progress=0)  # unknown total: an empty bar, never the animation
+        # unknown total: an empty bar, never the animation
+        bar = (p.total, min(p.tested or 0, p.total)) if p.total else (1, 0)
+        if bar != self._bar:
+            self._bar = bar
+            self.query_one("#bar", ProgressBar).update(total=bar[0], progress=bar[1])
         counts: list[list[Part]] = []
         if p.tested is not None:
             of = f"/{p.total}" if p.total is not None else ""
@@ -137,7 +171,7 @@ class ProgressPane(Vertical):
             if n is not None
         ]
         counts.extend(shown)
-        self.query_one("#counts", Static).update(_join(counts))
+        set_content(self.query_one("#counts", Static), _join(counts))
 
         detail: list[list[Part]] = []
         if p.item:
@@ -161,7 +195,7 @@ class ProgressPane(Vertical):
             detail.append([(f"{fresh.source} ", DIM), f"{age_text(fresh.age)} ago"])
         else:
             detail.append([("no heartbeat yet", DIM)])
-        self.query_one("#detail", Static).update(_join(detail))
+        set_content(self.query_one("#detail", Static), _join(detail))
 
 
 class ProcessPane(Static):
@@ -214,7 +248,7 @@ class ProcessPane(Static):
             lines.append(_join(second))
         else:
             lines.append(Content.assemble(("campaign not running", DIM)))
-        self.update(Content("\n").join(lines))
+        set_content(self, Content("\n").join(lines))
 
 
 class RestartTable(DataTable):
