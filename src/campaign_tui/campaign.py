@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,41 +45,91 @@ def read_journal(sd: StateDir) -> dict[str, str]:
 
 def parse_journal(data: bytes) -> dict[str, str]:
     """Final outcome per item key (the last line wins; a torn line is skipped)."""
-    done: dict[str, str] = {}
-    loads = json.loads
-    for line in data.splitlines():
-        if not line:
-            continue
-        try:
-            doc = loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(doc, dict):
-            item, outcome = doc.get("item"), doc.get("outcome")
-            if isinstance(item, str) and outcome in OUTCOMES:
-                done[item] = outcome
-    return done
+    return scan_journal(data)[0]
 
 
 def parse_poison(data: bytes) -> list[str]:
     """The poison items of a journal, in the order they were found: those whose last
     line is the supervisor's ``"poison": true`` error."""
-    last: dict[str, bool] = {}
-    for line in data.splitlines():
-        if not line:
-            continue
+    return scan_journal(data)[1]
+
+
+# A journal line as the API writes it: "item" and "outcome" first, then flat fields
+# (no "poison", no nesting, compact JSON). Such a line is read by this pattern, which
+# accepts only what json.loads reads the same way; any other line (the supervisor's
+# poison errors, escaped items, other writers' key orders, whitespace, torn or corrupt
+# lines) is the third group and goes through json.loads.
+_STRING = rb'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
+# At most 100 integer digits: json.loads refuses an int over sys.get_int_max_str_digits().
+_NUMBER = rb"-?(?:0|[1-9][0-9]{0,99})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_FIELD = (
+    rb',"(?!item"|outcome"|poison")[^"\\\x00-\x1f]*":(?:'
+    + _NUMBER
+    + rb"|"
+    + _STRING
+    + rb"|true|false|null)"
+)
+_JOURNAL_LINE = re.compile(
+    rb'^(?:\{"item":"([^"\\\x00-\x1f]*)","outcome":"(passed|failed|error|skipped)"'
+    + rb"(?:"
+    + _FIELD
+    + rb")*+\}|(.*))$",
+    re.MULTILINE,
+)
+_OUTCOME_NAMES = {name.encode(): name for name in OUTCOMES}
+
+
+def scan_journal(data: bytes) -> tuple[dict[str, str], list[str]]:
+    """One pass over a results journal: the final outcome per item key (the last line
+    wins; a torn line is skipped) and the poison items (those whose last line is the
+    supervisor's ``"poison": true`` error) in the order of those lines."""
+    done: dict[str, str] = {}
+    poison: dict[str, None] = {}  # ordered by each item's latest line
+
+    def slow(line: bytes) -> None:
         try:
             doc = json.loads(line)
         except (ValueError, RecursionError):
-            continue
+            return
         if (
             isinstance(doc, dict)
             and isinstance(item := doc.get("item"), str)
-            and doc.get("outcome") in OUTCOMES
+            and isinstance(outcome := doc.get("outcome"), str)
+            and outcome in OUTCOMES
         ):
-            last.pop(item, None)  # keep the order of the latest line
-            last[item] = doc.get("poison") is True
-    return [item for item, poison in last.items() if poison]
+            done[item] = outcome
+            poison.pop(item, None)
+            if doc.get("poison") is True:
+                poison[item] = None
+
+    if b"\r" in data or not _utf8(data):
+        # Lines the pattern does not split as bytes.splitlines() does, or bytes
+        # json.loads would refuse on a line the pattern reads: all the slow way.
+        for line in data.splitlines():
+            if line:
+                slow(line)
+        return done, list(poison)
+    names = _OUTCOME_NAMES
+    for item, outcome, other in _JOURNAL_LINE.findall(data):
+        if outcome:
+            key = item.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+            done[key] = names[outcome]
+            if poison:
+                poison.pop(key, None)
+        elif other:
+            slow(other)
+    return done, list(poison)
+
+
+def _utf8(data: bytes) -> bool:
+    """Does json.loads read these bytes as UTF-8 (lone surrogates allowed)?"""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_poison(sd: StateDir) -> list[str]:
@@ -300,8 +351,8 @@ class Campaign:
         data = statedir.read_bytes(self.sd.file(statedir.RESULTS), limit=_MAX_JOURNAL_BYTES)
         if not isinstance(data, bytes):
             return
-        self._done = parse_journal(data)
-        self._poison |= frozenset(parse_poison(data))
+        self._done, poison = scan_journal(data)
+        self._poison |= frozenset(poison)
         for outcome in self._done.values():
             self._counts[outcome] += 1
         if data and not data.endswith(b"\n"):
