@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from textual.widgets._footer import FooterKey
 from campaign_tui import procs, statedir
 from campaign_tui.health import State
 from campaign_tui.statedir import StateDir
+from campaign_tui.tui import inotify
+from campaign_tui.tui import watcher as watcher_module
 from campaign_tui.tui.app import CampaignApp, stylesheet
 from campaign_tui.tui.screens import (
     ConfirmScreen,
@@ -507,6 +510,55 @@ def test_the_watch_is_rearmed_when_the_directory_is_recreated(tmp_path: Path) ->
             assert time.monotonic() - started < 0.9  # an event, not the 5 s reconcile
 
     run(scenario())
+
+
+@pytest.mark.skipif(not inotify.available(), reason="no inotify here")
+def test_the_default_watch_is_inotify_on_the_loop(plain_dir: StateDir) -> None:
+    async def scenario() -> None:
+        app = CampaignApp(plain_dir, root=plain_dir.path.parent)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: armed(app), what="the watch")
+            watcher = monitor(app).watcher
+            assert watcher._inotify is not None and watcher._wd >= 0
+            events = watcher.stats.events
+            StateWriter(plain_dir).status("TERMINATED", "by inotify")
+            await until(pilot, lambda: "TERMINATED" in badge(app), 5, "TERMINATED")
+            assert watcher.stats.events > events
+
+    run(scenario())
+
+
+def test_watchfiles_watches_where_there_is_no_inotify(
+    plain_dir: StateDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "open_inotify", lambda: None)
+
+    async def scenario() -> None:
+        app = CampaignApp(plain_dir, root=plain_dir.path.parent)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "HEALTHY" in badge(app))
+            await until(pilot, lambda: armed(app), what="the watch")
+            assert monitor(app).watcher._inotify is None
+            started = time.monotonic()
+            StateWriter(plain_dir).status("TERMINATED", "by watchfiles")
+            await until(pilot, lambda: "TERMINATED" in badge(app), 5, "TERMINATED")
+            assert time.monotonic() - started < 4  # an event, not the 5 s reconcile
+
+    run(scenario())
+
+
+def test_inotify_events_are_parsed_with_their_names() -> None:
+    def raw(wd: int, mask: int, name: bytes, pad: int) -> bytes:
+        field = name + b"\0" * pad
+        return struct.pack("iIII", wd, mask, 0, len(field)) + field
+
+    buf = raw(1, inotify.IN_MOVED_TO, b"status.json", 5) + raw(1, inotify.IN_DELETE_SELF, b"", 0)
+    buf += raw(2, inotify.IN_MODIFY, "errors-\u00e9.log".encode(), 16)
+    assert inotify.parse(buf) == [
+        inotify.Event(1, inotify.IN_MOVED_TO, "status.json"),
+        inotify.Event(1, inotify.IN_DELETE_SELF, ""),
+        inotify.Event(2, inotify.IN_MODIFY, "errors-\u00e9.log"),
+    ]
 
 
 def test_poll_mode_sees_quick_rewrites(plain_dir: StateDir) -> None:

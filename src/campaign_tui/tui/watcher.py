@@ -1,15 +1,22 @@
 """The worker that watches a state directory and posts what it read.
 
-File changes arrive through watchfiles (imported here, lazily, so the rest of
-the package does not pay for it) with ``debounce=50, step=10``: about 15 ms
-from a write to the event. An atomic replace arrives as ``added``, so the kind
-of change is ignored and only the file name matters. inotify goes silent when
-the directory is removed and recreated, so a one-second tick compares the
-directory's identity and re-arms the watch. The tick also samples the
-processes (a hang is the absence of events, so the health is judged again
-each second), and re-reads everything now and then in case an event was
-missed: every second with ``poll=True`` (NFS, where watchfiles' polling only
-sees whole-second mtimes), every five seconds otherwise.
+File changes arrive through an inotify descriptor read on the asyncio loop
+(:mod:`campaign_tui.tui.inotify`): nothing wakes while nothing changes, and a
+write is handled as soon as it is seen, with no debounce. Events that come
+within ``BATCH_GAP`` of the previous batch are gathered into the next one, so a
+firehose is read in bounded steps. An atomic replace arrives as ``moved_to``, so
+the kind of change is ignored and only the file name matters. When the
+directory is removed, moved or recreated the watch re-arms: at once from the
+watch's own ``delete_self``/``move_self`` event, and, as a backstop, from a
+one-second tick that compares the directory's identity. Where inotify is not
+available (another OS, the instance or watch limit reached) and with
+``poll=True`` (NFS, where no change notification arrives) watchfiles watches
+instead (imported lazily, so the rest of the package does not pay for it).
+
+The tick also samples the processes (a hang is the absence of events, so the
+health is judged again each second), and re-reads everything now and then in
+case an event was missed: every second with ``poll=True`` (watchfiles' polling
+only sees whole-second mtimes), every five seconds otherwise.
 
 All reading happens here, in threads; the screen receives messages only.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +40,7 @@ from campaign_tui.procs import ProcessFacts
 from campaign_tui.snapshot import probe_processes, read_snapshot
 from campaign_tui.statedir import StateDir
 from campaign_tui.tail import Tailer, marker
+from campaign_tui.tui.inotify import GONE, IN_Q_OVERFLOW, Inotify, open_inotify
 from campaign_tui.tui.pace import HeartbeatPace, Pace, pace_from_results
 from campaign_tui.tui.usage import TreeSampler, TreeUsage
 
@@ -39,8 +48,9 @@ LOG_KINDS = ("errors", "alerts", "progress", "output")
 LOG_LINES = 2000  # lines each log view keeps
 POLL_BUDGET = 128 * 1024  # bytes one poll of a log may read; a firehose skips ahead
 RESULTS_TAIL = 16 * 1024
-DEBOUNCE_MS = 50
+DEBOUNCE_MS = 50  # watchfiles (the fallback and --poll)
 STEP_MS = 10
+BATCH_GAP = 0.03  # seconds: inotify events closer than this to the last batch wait for the next
 # output.log only moves the "last output" age: read the state at most this often for it
 OUTPUT_STATE_EVERY = 1.0
 
@@ -143,6 +153,12 @@ class StateWatcher:
         self._pace = Pace()
         self._lock = asyncio.Lock()
         self._stop_watch: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._inotify: Inotify | None = None
+        self._wd = -1
+        self._gone = False
+        self._overflow = False
+        self._closed = False
         self._watched: tuple[int, int] | None = None
         self._dir_fd: int | None = None
         self._last_reconcile = 0.0
@@ -162,6 +178,106 @@ class StateWatcher:
             await self._read_log(kind, initial=initial)
 
     async def _watch_loop(self) -> None:
+        if not self.poll:
+            ino = open_inotify()
+            if ino is not None:
+                self._inotify = ino
+                try:
+                    watched = await self._inotify_loop(ino)
+                finally:
+                    self._drop_inotify()
+                if watched is None:
+                    return
+                await self._watchfiles_loop(force_polling=watched)  # out of watches: poll
+                return
+        await self._watchfiles_loop(force_polling=self.poll)
+
+    async def _inotify_loop(self, ino: Inotify) -> bool | None:
+        """Watch with inotify until cancelled (None), or return whether the fallback
+        must poll: True when a watch cannot be added, False when the loop cannot
+        read the descriptor."""
+        loop = asyncio.get_running_loop()
+        names: set[str] = set()
+        self._wake = wake = asyncio.Event()
+
+        def readable() -> None:
+            for event in ino.read():
+                if event.mask & IN_Q_OVERFLOW:
+                    self._overflow = True  # events were lost: read everything again
+                elif event.wd != self._wd:
+                    continue  # a watch already given up
+                elif not event.name:
+                    if not event.mask & GONE:
+                        continue  # the directory's own attributes or a read
+                    self._gone = True
+                elif event.name in self._wanted:
+                    names.add(event.name)
+                else:
+                    continue
+                wake.set()
+
+        try:
+            loop.add_reader(ino.fd, readable)
+        except (NotImplementedError, RuntimeError, OSError):
+            return False
+        while not self._closed:
+            identity = _identity(self.sd.path)
+            if identity is None:
+                await asyncio.sleep(0.25)  # not there (yet): the tick reconciles meanwhile
+                continue
+            self._hold(identity)
+            try:
+                self._wd = ino.add_watch(self.sd.path)
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    await asyncio.sleep(0.25)  # removed meanwhile
+                    continue
+                return True  # no watch to be had (the watch limit, permissions): poll
+            self._gone = self._overflow = False
+            self._stop_watch = stop = asyncio.Event()
+            names.clear()
+            wake.clear()
+            try:
+                # The watch is set up first, then everything is read again: no write
+                # falls between the two.
+                await self.reconcile()
+                self.stats.arms += 1
+                last = 0.0
+                while True:
+                    await wake.wait()
+                    wake.clear()
+                    if stop.is_set() or self._gone:
+                        break  # removed or recreated: re-arm the watch
+                    gap = BATCH_GAP - (time.monotonic() - last)
+                    if gap > 0:
+                        await asyncio.sleep(gap)  # a burst: gather it into one batch
+                    last = time.monotonic()
+                    if self._overflow:
+                        self._overflow = False
+                        names.clear()
+                        await self.reconcile()
+                        continue
+                    if names:
+                        batch = set(names)
+                        names.clear()
+                        self.stats.events += 1
+                        await self._changed(batch)
+            finally:
+                with contextlib.suppress(OSError):
+                    ino.rm_watch(self._wd)
+                self._wd = -1
+        return None
+
+    def _drop_inotify(self) -> None:
+        ino, self._inotify = self._inotify, None
+        if ino is None:
+            return
+        if ino.fd >= 0:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(ino.fd)
+        ino.close()
+
+    async def _watchfiles_loop(self, *, force_polling: bool) -> None:
         try:
             from watchfiles import awatch
         except ImportError:  # pragma: no cover - watchfiles is a dependency
@@ -169,7 +285,9 @@ class StateWatcher:
             self.reconcile_every = 1.0
             await asyncio.Event().wait()
             return
-        while True:
+        if force_polling:
+            self.reconcile_every = min(self.reconcile_every, 1.0)
+        while not self._closed:
             identity = _identity(self.sd.path)
             if identity is None:
                 await asyncio.sleep(0.25)  # not there (yet): the tick reconciles meanwhile
@@ -182,7 +300,7 @@ class StateWatcher:
                 debounce=DEBOUNCE_MS,
                 step=STEP_MS,
                 stop_event=stop,
-                force_polling=True if self.poll else None,
+                force_polling=True if force_polling else None,
                 poll_delay_ms=250,
                 recursive=False,
                 ignore_permission_denied=True,
@@ -209,6 +327,12 @@ class StateWatcher:
                 with contextlib.suppress(Exception):
                     await changes.aclose()
 
+    def _rearm(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch.set()
+        if self._wake is not None:
+            self._wake.set()
+
     def _relevant(self, _change: object, path: str) -> bool:
         return os.path.basename(path) in self._wanted
 
@@ -216,7 +340,7 @@ class StateWatcher:
         while True:
             await asyncio.sleep(self.tick)
             if self._stop_watch is not None and self._watch_is_dead():
-                self._stop_watch.set()  # removed or recreated: re-arm the watch
+                self._rearm()  # removed or recreated: re-arm the watch
             if time.monotonic() - self._last_reconcile >= self.reconcile_every:
                 await self.reconcile()
             async with self._lock:
@@ -302,8 +426,10 @@ class StateWatcher:
         return procs, self._sampler.sample(pid, start)
 
     def close(self) -> None:
-        if self._stop_watch is not None:
-            self._stop_watch.set()
+        self._closed = True
+        self._rearm()
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing is registered
+            self._drop_inotify()
         self._release()
         for tailer in self._tailers.values():
             with contextlib.suppress(Exception):
