@@ -392,6 +392,78 @@ RULES: dict[str, Row] = {
         State.STALE,
         extra={"stale_after": 45},
     ),
+    # ------------------------------------------------ records left by an earlier run
+    "final_status_older_than_the_heartbeat_is_an_earlier_runs": Row(
+        snap(
+            heartbeat=hb(age=2),
+            status=StatusDoc(state="COMPLETE", message="old run done", at_ms=NOW_MS - 9_000_000),
+        ),
+        facts(live()),
+        State.HEALTHY,
+        ("no supervisor",),
+        not_reason=("old run",),
+    ),
+    "old_crashed_status_does_not_hide_a_live_beating_campaign": Row(
+        snap(
+            heartbeat=hb(age=2),
+            status=StatusDoc(state="CRASHED", message="boom", at_ms=NOW_MS - 9_000_000),
+        ),
+        facts(live()),
+        State.HEALTHY,
+    ),
+    "final_status_only_in_the_heartbeat_counts": Row(
+        snap(heartbeat=hb(age=30, status="COMPLETE")),
+        facts(gone()),
+        State.COMPLETE,
+        ("the heartbeat says COMPLETE",),
+    ),
+    "dead_supervisors_leftover_record_with_a_newer_unsupervised_heartbeat": Row(
+        snap(
+            heartbeat=hb(age=2),
+            supervisor=sup("stopped", at_ms=NOW_MS - 9_000_000),
+        ),
+        facts(live(), gone(SUP_PID), gone(CHILD_PID)),
+        State.HEALTHY,
+        ("no supervisor",),
+    ),
+    "dead_supervisors_complete_record_does_not_finish_a_new_run": Row(
+        snap(
+            heartbeat=hb(age=2),
+            supervisor=sup("complete", at_ms=NOW_MS - 9_000_000),
+        ),
+        facts(live(), gone(SUP_PID), gone(CHILD_PID)),
+        State.HEALTHY,
+    ),
+    "backoff_long_overdue_is_a_stuck_supervisor": Row(
+        snap(
+            heartbeat=hb(**SUPERVISED_CHILD_HB),
+            supervisor=sup("backoff", child_pid=None, next_restart_ms=NOW_MS - 3_600_000),
+        ),
+        facts(live(SUP_PID, SUP_START)),
+        State.STALE,
+        ("overdue",),
+    ),
+    "pid_without_start_time_that_started_after_the_heartbeat_is_not_the_writer": Row(
+        snap(heartbeat=hb(age=60, pid_start=None)),
+        facts(live(PID, start=NOW_MS / 1000 - 10)),
+        State.CRASHED,
+        ("gone without a final status",),
+    ),
+    "pid_without_start_time_that_started_before_the_heartbeat_may_be_the_writer": Row(
+        snap(heartbeat=hb(age=60, pid_start=None)),
+        facts(live(PID, start=NOW_MS / 1000 - 600)),
+        State.HEALTHY,
+    ),
+    "previous_attempt_is_known_by_attempt_number_not_the_wall_clock": Row(
+        snap(
+            heartbeat=hb(age=1, attempt=1, **SUPERVISED_CHILD_HB),
+            supervisor=sup("running", attempt=2, child_started_ms=NOW_MS - 700_000),
+            output_mtime_ms=NOW_MS - 700_000,
+        ),
+        facts(live(SUP_PID, SUP_START), live(CHILD_PID, CHILD_START)),
+        State.STALE,
+        ("last output",),
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from campaign_tui.clock import Now, human_duration
 from campaign_tui.models import (
+    FINAL_STATUSES,
     Checkpoint,
     Heartbeat,
     Snapshot,
@@ -24,6 +25,8 @@ from campaign_tui.procs import ProcessFacts
 DEFAULT_STALE_AFTER = 600.0
 # A heartbeat this far ahead of the wall clock cannot be explained by rounding.
 FUTURE_TOLERANCE = 5.0
+# A restart this late after its planned time means the supervisor is wedged.
+BACKOFF_OVERDUE = 30.0
 
 
 class State(StrEnum):
@@ -215,13 +218,15 @@ def _rules(
     fresh: Freshness,
 ) -> _Verdict:
     hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
-    status = snap.status if isinstance(snap.status, StatusDoc) else None
-    sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
+    status = _current_status(snap.status if isinstance(snap.status, StatusDoc) else None, hb)
+    sup = _current_supervisor(
+        snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None, hb, procs
+    )
 
     if snap.empty:
         return _Verdict(State.UNKNOWN, f"no state files in {snap.directory}")
 
-    campaign_alive = procs.alive(hb.pid, hb.pid_start) if hb else None
+    campaign_alive = procs.alive(hb.pid, hb.pid_start, hb.at_ms) if hb else None
     campaign_proc = _describe(hb.pid if hb else None, campaign_alive)
 
     # Completion is final, whoever says it.
@@ -258,6 +263,46 @@ def _rules(
     return found
 
 
+# Writers stamp a final status and the heartbeat within moments of each other.
+_RECORD_SLACK_MS = 2000
+
+
+def _newer(hb: Heartbeat | None, at_ms: int | None) -> bool:
+    """Is the heartbeat clearly newer than a record written at ``at_ms``?"""
+    return (
+        hb is not None
+        and hb.at_ms is not None
+        and at_ms is not None
+        and hb.at_ms > at_ms + _RECORD_SLACK_MS
+    )
+
+
+def _current_status(status: StatusDoc | None, hb: Heartbeat | None) -> StatusDoc | None:
+    """The status that speaks of the run the heartbeat belongs to.
+
+    A final status older than the heartbeat was left by an earlier run; a final
+    status only in the heartbeat (writers that keep no status.json) counts.
+    """
+    if status is not None and status.final and _newer(hb, status.at_ms):
+        status = None
+    if status is None and hb is not None and hb.status in FINAL_STATUSES:
+        return StatusDoc(state=hb.status, message=f"the heartbeat says {hb.status}", at_ms=hb.at_ms)
+    return status
+
+
+def _current_supervisor(
+    sup: SupervisorDoc | None, hb: Heartbeat | None, procs: ProcessFacts
+) -> SupervisorDoc | None:
+    """A dead supervisor's record is ignored when a newer heartbeat comes from a
+    process it did not start: that campaign runs without it."""
+    if sup is None or hb is None or hb.pid == sup.child_pid:
+        return sup
+    sup_alive = procs.alive(sup.pid, sup.pid_start) if sup.pid_start is not None else False
+    if not sup_alive and _newer(hb, sup.at_ms):
+        return None
+    return sup
+
+
 def _supervised(
     snap: Snapshot,
     now: Now,
@@ -276,12 +321,15 @@ def _supervised(
     )
     child_proc = _describe(sup.child_pid, child_alive)
     hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
-    previous_attempt = (
-        hb is not None
-        and hb.at_ms is not None
-        and sup.child_started_ms is not None
-        and hb.at_ms < sup.child_started_ms
-    )
+    if hb is not None and hb.attempt and sup.attempt:
+        previous_attempt = hb.attempt < sup.attempt
+    else:
+        previous_attempt = (
+            hb is not None
+            and hb.at_ms is not None
+            and sup.child_started_ms is not None
+            and hb.at_ms < sup.child_started_ms
+        )
     # A heartbeat older than the running attempt speaks of a dead process:
     # until the new one beats, its start and its output are its signs of life.
     life = fresh if hb is not None and not previous_attempt else _output_freshness(snap, sup, now)
@@ -294,6 +342,16 @@ def _supervised(
         )
     if sup_alive is not False:
         if sup.state == "backoff":
+            overdue = (
+                None if sup.next_restart_ms is None else (now.wall_ms - sup.next_restart_ms) / 1000
+            )
+            if overdue is not None and overdue > BACKOFF_OVERDUE:
+                return _Verdict(
+                    State.STALE,
+                    f"the supervisor is {human_duration(overdue)} overdue: the restart did not happen",
+                    f"supervisor pid {sup.pid} stuck?",
+                    "look at `campaign-tui logs wrapper`; `campaign-tui stop`, then `start`",
+                )
             left = ""
             if sup.next_restart_ms is not None:
                 left = f" in {human_duration(max((sup.next_restart_ms - now.wall_ms) / 1000, 0.0))}"

@@ -40,21 +40,33 @@ class ProcessFacts:
                 return fact
         return None
 
-    def alive(self, pid: int | None, recorded_start: float | None) -> bool | None:
-        """True/False when known; None when the pid was not probed at all."""
+    def alive(
+        self, pid: int | None, recorded_start: float | None, written_ms: int | None = None
+    ) -> bool | None:
+        """True/False when known; None when the pid was not probed at all.
+
+        ``written_ms`` is when the record naming the pid was written: it lets a
+        pid recorded without its start time be checked at least this far.
+        """
         if pid is None:
             return None
         fact = self.get(pid)
         if fact is None:
             return None
-        return is_same_live_process(fact, recorded_start)
+        return is_same_live_process(fact, recorded_start, written_ms)
 
 
-def is_same_live_process(fact: ProcFact, recorded_start: float | None) -> bool:
+def is_same_live_process(
+    fact: ProcFact, recorded_start: float | None, written_ms: int | None = None
+) -> bool:
     if not fact.exists or fact.zombie:
         return False
-    if recorded_start is None or fact.start_time is None:
+    if fact.start_time is None:
         return True
+    if recorded_start is None:
+        # No start time recorded (a seed or Node writer): a process that started
+        # after the record was written cannot be the one that wrote it.
+        return written_ms is None or fact.start_time <= written_ms / 1000 + START_TIME_SLACK
     return abs(fact.start_time - recorded_start) <= START_TIME_SLACK
 
 
