@@ -71,7 +71,8 @@ def campaign(tmp_path: Path, procs: ProcessTracker):
 def test_status_of_an_empty_directory_is_unknown_exit_3(tmp_path: Path) -> None:
     code, line, _ = status(tmp_path / "nothing-here")
     assert code == 3
-    assert line.startswith("CAMPAIGN UNKNOWN - no state files")
+    assert line.startswith("CAMPAIGN UNKNOWN - state directory ")
+    assert line.endswith("nothing-here does not exist")
 
 
 def test_status_of_a_live_unsupervised_campaign_is_healthy_exit_0(campaign) -> None:

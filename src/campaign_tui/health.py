@@ -84,7 +84,7 @@ class Progress:
 
     def text(self) -> str:
         if self.tested is None:
-            return "?"
+            return "not reported"
         total = "?" if self.total is None else str(self.total)
         pct = f" ({self.percent:.1f}%)" if self.percent is not None else ""
         return f"{self.tested}/{total}{pct}"
@@ -205,7 +205,9 @@ def judge(
         supervised=sup is not None,
         restarts=sup.restarts if sup else (len(snap.restarts) or None),
         max_restarts=sup.max_restarts if sup else None,
-        details=_unreadable_details(snap),
+        details=tuple(
+            d for d in _unreadable_details(snap) if d[0] != "problem" or d[1] != found.reason
+        ),
     )
 
 
@@ -224,14 +226,18 @@ def _rules(
     )
 
     if snap.empty:
-        return _Verdict(State.UNKNOWN, f"no state files in {snap.directory}")
+        return _Verdict(
+            State.UNKNOWN,
+            snap.problems[0] if snap.problems else f"no state files in {snap.directory}",
+        )
 
     campaign_alive = procs.alive(hb.pid, hb.pid_start, hb.at_ms) if hb else None
     campaign_proc = _describe(hb.pid if hb else None, campaign_alive)
 
     # Completion is final, whoever says it.
     if (status and status.state == "COMPLETE") or (sup and sup.state == "complete"):
-        return _Verdict(State.COMPLETE, _message(status, "the campaign finished"), campaign_proc)
+        finished = campaign_proc if campaign_alive else "not running (finished)"
+        return _Verdict(State.COMPLETE, _message(status, "the campaign finished"), finished)
 
     if sup is not None:
         return _supervised(snap, now, procs, limit, progress, fresh, sup, status, campaign_alive)

@@ -80,8 +80,8 @@ def report_text(health: Health, snap: Snapshot, now: Now) -> str:
         rows.append(("Supervisor", "none (no auto-restart)"))
     if snap.restarts:
         last = snap.restarts[-1]
-        how = f"signal {last.signal}" if last.signal else f"exit {last.exit_code}"
-        rows.append(("Last restart", f"attempt {last.attempt} ended ({last.reason}, {how})"))
+        how = f"signal {last.signal}" if last.signal else f"exit code {last.exit_code}"
+        rows.append(("Last attempt", f"attempt {last.attempt} ended ({last.reason}, {how})"))
     for name, why in health.details:
         rows.append((name.capitalize(), why))
     width = max(len(label) for label, _ in [*rows, ("Recommendation", "")]) + 2
