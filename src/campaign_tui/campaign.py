@@ -1,9 +1,10 @@
 """The Python reporting API: ``with Campaign(total=...) as campaign: ...``.
 
-A campaign reports a heartbeat before each item and a result plus checkpoint
-after it, records how it ended (COMPLETE, CRASHED, TERMINATED, INTERRUPTED),
-and on a restart yields only the items that have no final outcome yet. No
-failure to write state ever stops the campaign.
+A campaign reports a heartbeat before each item and a result after it (and the
+checkpoint, at most once a second while items are fast), records how it ended
+(COMPLETE, CRASHED, TERMINATED, INTERRUPTED), and on a restart yields only the
+items that have no final outcome yet. No failure to write state ever stops the
+campaign.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ T = TypeVar("T")
 
 FAILURE_RATE_THRESHOLD = 0.25
 FAILURE_RATE_MIN_ITEMS = 10
+# While items are fast, checkpoint.json is replaced at most this often (seconds);
+# results.jsonl, the resume journal, still gets every item at once. fsync=True and
+# every ending write it at once.
+CHECKPOINT_INTERVAL = 1.0
 _MAX_JOURNAL_BYTES = 1 << 31
 # A poison item: two attempts in a row crashed (or hung) with it in flight. The
 # supervisor records it as an error with this message and ``"poison": true``, and
@@ -198,7 +203,10 @@ class Campaign:
     ``Campaign(name=None, state_dir=None, total=None, stale_after=None, fsync=False)``:
     the state directory comes from ``state_dir``, else ``CAMPAIGN_STATE_DIR`` (set
     by the supervisor), else the campaign ``name`` (default ``default``) under the
-    state root. ``fsync=True`` makes checkpoints and results durable at each item
+    state root. results.jsonl gets every item at once; checkpoint.json is replaced
+    at most once a second while items are fast (at the latest when the next item
+    starts a second later, or at a ``beat()``), and at once at every ending.
+    ``fsync=True`` makes checkpoints and results durable at each item
     (status changes are always synced; heartbeats never are, since an fsync
     stall would look like a hang).
     """
@@ -227,6 +235,9 @@ class Campaign:
         self._poison_noted: set[str] = set()
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._current: str | None = None
+        self._checkpoint_next = 0.0  # time.monotonic() from which the next write is due
+        self._checkpoint_pending = False  # a finished item the checkpoint does not count yet
+        self._last_item: str | None = None
         self._ended = False
         self._rate_alerted = False
         self._pid_start: float | None = None
@@ -279,7 +290,7 @@ class Campaign:
                 )
 
     def item(self, key: object) -> _ItemContext:
-        """Context manager around one item: heartbeat before, result and checkpoint after."""
+        """Context manager around one item: heartbeat before, result (and checkpoint) after."""
         return _ItemContext(self, str(key))
 
     def alert(self, message: str, level: str = "warning") -> None:
@@ -289,6 +300,7 @@ class Campaign:
     def beat(self, note: str | None = None) -> None:
         """Refresh the heartbeat during a long item (it proves the campaign is not hung)."""
         self._heartbeat(note or self._current)
+        self._write_checkpoint(due_only=True)
 
     # ------------------------------------------------------------------ with
 
@@ -373,6 +385,8 @@ class Campaign:
             return None
 
     def _teardown(self) -> None:
+        if self._checkpoint_pending:
+            self._write_checkpoint()
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
@@ -400,6 +414,7 @@ class Campaign:
     def _begin_item(self, key: str) -> None:
         self._current = key
         self._heartbeat(key)
+        self._write_checkpoint(due_only=True)
 
     def _finish_item(self, run: ItemRun, duration: float) -> None:
         previous = self._done.get(run.key)
@@ -416,7 +431,9 @@ class Campaign:
             **stamp(),
         }
         self._writer.jsonl(statedir.RESULTS, result, fsync=self.fsync)
-        self._writer.json(statedir.CHECKPOINT, self._checkpoint(run.key), fsync=self.fsync)
+        self._last_item = run.key
+        self._checkpoint_pending = True
+        self._write_checkpoint(due_only=not self.fsync)
         suffix = f": {run.message}" if run.message else ""
         level = "INFO" if run.outcome in ("passed", "skipped") else "WARNING"
         self._writer.log(
@@ -427,6 +444,18 @@ class Campaign:
         )
         self._current = None
         self._check_failure_rate()
+
+    def _write_checkpoint(self, *, due_only: bool = False) -> None:
+        """Write checkpoint.json if an item finished since the last write; with
+        ``due_only``, only once CHECKPOINT_INTERVAL has passed since that write."""
+        if not self._checkpoint_pending:
+            return
+        now = time.monotonic()
+        if due_only and now < self._checkpoint_next:
+            return
+        self._checkpoint_pending = False
+        self._checkpoint_next = now + CHECKPOINT_INTERVAL
+        self._writer.json(statedir.CHECKPOINT, self._checkpoint(self._last_item), fsync=self.fsync)
 
     def _checkpoint(self, last_item: str | None) -> dict[str, Any]:
         return {
@@ -464,6 +493,7 @@ class Campaign:
             f"{self.tested} items: {self.passed} passed, {self.failed} failed, "
             f"{self.errors} errors, {self.skipped} skipped"
         )
+        self._checkpoint_pending = False
         self._writer.json(statedir.CHECKPOINT, self._checkpoint(None), fsync=self.fsync)
         self._writer.status("COMPLETE", f"campaign complete: {summary}")
         report_final("COMPLETE", self.sd.path)  # reaches the supervisor when status.json cannot
@@ -476,6 +506,7 @@ class Campaign:
         if self._ended:
             return
         self._ended = True
+        self._write_checkpoint()  # what finished before the ending, exactly
         where = f" during item {self._current}" if self._current else ""
         self._writer.status(status, message + where, traceback=trace)
         report_final(status, self.sd.path)
