@@ -32,27 +32,28 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from campaign_tui import config, procs, proctree, statedir
-from campaign_tui.campaign import read_journal
-from campaign_tui.config import Settings
+from campaign_tui import procs, statedir
+from campaign_tui.controlsocket import CONTROL_SOCKET, socket_address
 from campaign_tui.errors import EX_CANTCREAT, EX_NOINPUT, UsageError
-from campaign_tui.models import Heartbeat
-from campaign_tui.snapshot import read_restarts
 from campaign_tui.statedir import StateDir, StateDirError
-from campaign_tui.supervisor import CONTROL_SOCKET, EXIT_NOEXEC, Adopted, Supervisor, socket_address
-from campaign_tui.writer import StateWriter, stamp
+
+if TYPE_CHECKING:
+    from campaign_tui.config import Settings
+
+# `stop` and `restart` import only what they use; the supervisor, the settings and
+# the API's modules are imported by the functions that need them (run, start and
+# the unsupervised paths).
 
 Echo = Callable[[str], None]
 READY_TIMEOUT = 15.0
 EXIT_RUNNING = 1
+EXIT_NOEXEC = EX_NOINPUT  # as the supervisor's: the command cannot be executed
 
 
 def _print(line: str) -> None:
@@ -128,6 +129,8 @@ def _child_alive(doc: dict[str, Any]) -> int | None:
 
 def recorded_settings(sd: StateDir) -> Settings | None:
     """The settings the last supervisor ran with (campaign.json, else supervisor.json)."""
+    from campaign_tui import config
+
     for name in (statedir.CONFIG, statedir.SUPERVISOR):
         doc = statedir.read_json(sd.file(name))
         if isinstance(doc, dict):
@@ -194,6 +197,8 @@ def _logind_property_kill() -> bool | None:
     busctl = shutil.which("busctl")
     if busctl is None or not Path("/run/systemd/system").is_dir():
         return None
+    import subprocess
+
     try:
         done = subprocess.run(
             [
@@ -292,6 +297,8 @@ def run(sd: StateDir, settings: Settings, detach: bool) -> int:
     pid and returns 0 at once. A command that cannot be executed: one line on
     stderr, 66, no retries. Another supervisor of this campaign running: 1.
     """
+    from campaign_tui.supervisor import Supervisor
+
     sd = StateDir(sd.path.resolve(), sd.layout)
     try:
         statedir.ensure(sd)
@@ -346,6 +353,12 @@ def start(
     was killed but the campaign process still runs, adopts it instead of
     starting a second copy. Returns within a few seconds.
     """
+    from dataclasses import asdict, replace
+
+    from campaign_tui import config
+    from campaign_tui.config import Settings
+    from campaign_tui.supervisor import Adopted
+
     sd = StateDir(sd.path.resolve(), sd.layout)
     try:
         statedir.ensure(sd)
@@ -418,6 +431,9 @@ def _record_unsupervised_end(sd: StateDir, doc: dict[str, Any]) -> None:
     has nothing for attempt N: its exit status is lost, but the crash, and the
     item it was on, belong in the history (and count for poison items).
     """
+    from campaign_tui.snapshot import read_restarts
+    from campaign_tui.writer import StateWriter, stamp
+
     attempt = _num(doc, "attempt")
     if doc.get("state") not in ("running", "stopping") or not attempt or attempt < 1:
         return
@@ -448,6 +464,9 @@ def _record_unsupervised_end(sd: StateDir, doc: dict[str, Any]) -> None:
 
 def _item_in_flight(sd: StateDir, attempt: int, started_ms: float | None) -> str | None:
     """The item attempt ``attempt``'s last heartbeat names, unless that item has its result."""
+    from campaign_tui.campaign import read_journal
+    from campaign_tui.models import Heartbeat
+
     raw = statedir.read_json(sd.file(statedir.HEARTBEAT))
     hb = Heartbeat.parse(raw) if raw is not None else None
     if not isinstance(hb, Heartbeat) or not hb.item:
@@ -541,6 +560,9 @@ def stop(sd: StateDir, *, echo: Echo = _print, echo_err: Echo = _eprint) -> int:
 def _stop_unsupervised(sd: StateDir, doc: dict[str, Any], child: int) -> None:
     """End a campaign whose supervisor was killed: record intent, TERM, wait, KILL, sweep."""
     import psutil
+
+    from campaign_tui import proctree
+    from campaign_tui.writer import StateWriter
 
     writer = StateWriter(sd, who="campaign-tui stop")
     writer.json(statedir.SUPERVISOR, {**doc, "state": "stopping"}, fsync=True)

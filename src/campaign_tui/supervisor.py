@@ -75,6 +75,7 @@ from campaign_tui.campaign import (
     read_poison,
 )
 from campaign_tui.config import Settings
+from campaign_tui.controlsocket import CONTROL_SOCKET, socket_address
 from campaign_tui.health import freshness
 from campaign_tui.models import Checkpoint, Heartbeat, StatusDoc
 from campaign_tui.procs import start_time
@@ -90,7 +91,6 @@ from campaign_tui.writer import (
     stamp,
 )
 
-CONTROL_SOCKET = "control.sock"
 VERBS = ("stop", "restart", "ping")
 FOLLOW_INTERVAL = 1.0  # output.log: TAP progress and the size bound
 HOOK_TIMEOUT = 10.0
@@ -117,17 +117,6 @@ EXIT_NOEXEC = 66
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def socket_address(path: Path) -> tuple[str, int | None]:
-    """An AF_UNIX address for ``path``; long paths go through /proc/self/fd/N of the directory.
-
-    Returns the address and a directory descriptor the caller closes after use.
-    """
-    if len(os.fsencode(str(path))) < 100:
-        return str(path), None
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{dir_fd}/{path.name}", dir_fd
 
 
 def describe_wait(status: int | None) -> tuple[int | None, str | None]:
