@@ -319,8 +319,21 @@ def write_json(path: Path, doc: object, *, fsync: bool = False) -> None:
 
 
 def open_append(path: Path) -> int:
-    """An O_APPEND descriptor (0600, no symlinks followed) for a log or journal."""
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    """An O_APPEND descriptor (0600, no symlinks followed) for a log or journal.
+
+    Opened non-blocking, so a FIFO planted at the name cannot hang the writer,
+    and refused unless it is a regular file (OSError); blocking again once checked.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(path, flags, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def append_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:

@@ -50,7 +50,6 @@ import os
 import re
 import secrets
 import selectors
-import shutil
 import signal
 import socket
 import stat
@@ -492,7 +491,7 @@ class Supervisor:
         self._rotate_if_needed()
         out_fd = self._open_output(output)
         results = self.sd.file(statedir.RESULTS)
-        results_size = results.stat().st_size if results.exists() else 0
+        results_size = _size(results)
         cp = _checkpoint(self.sd)
         poison = tuple(read_poison(self.sd))
         output_start = _size(output)  # before the spawn: a fast command's output is its own
@@ -631,7 +630,7 @@ class Supervisor:
             started=time.monotonic() - max(0, now_ms() - (adopt.started_ms or now_ms())) / 1000,
             started_ms=adopt.started_ms or now_ms(),
             pidfd=pidfd,
-            results_size=results.stat().st_size if results.exists() else 0,
+            results_size=_size(results),
             tested=cp.tested if cp else None,
             output_start=_size(output),
             poison=tuple(read_poison(self.sd)),
@@ -754,7 +753,7 @@ class Supervisor:
 
     def _progressed(self, child: Child) -> bool:
         results = self.sd.file(statedir.RESULTS)
-        if results.exists() and results.stat().st_size > child.results_size:
+        if _size(results) > child.results_size:
             return True
         cp = _checkpoint(self.sd)
         if cp is not None and cp.tested is not None and cp.tested > (child.tested or 0):
@@ -937,12 +936,7 @@ class Supervisor:
         size = _size(path)
         start = child.output_start if size >= child.output_start else 0
         start = max(start, size - _TAIL_BYTES)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                data = handle.read(_TAIL_BYTES)
-        except OSError:
-            return ""
+        data = _read_from(path, start, _TAIL_BYTES)
         lines = data.decode("utf-8", "replace").splitlines()
         if start > child.output_start and lines:
             lines = lines[1:]  # the first one is cut
@@ -1267,12 +1261,7 @@ class Supervisor:
             self._output_offset, self._output_partial = 0, b""
         data = b""
         if size > self._output_offset:
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(self._output_offset)
-                    data = handle.read(_FOLLOW_CHUNK)
-            except OSError:
-                data = b""
+            data = _read_from(path, self._output_offset, _FOLLOW_CHUNK)
         self._output_offset += len(data)
         lines = (self._output_partial + data).split(b"\n")
         self._output_partial = lines.pop()[-4096:]
@@ -1373,13 +1362,7 @@ class Supervisor:
 
     def _finished_in(self, child: Child) -> set[str]:
         """Items that got a result line during this attempt."""
-        path = self.sd.file(statedir.RESULTS)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(child.results_size)
-                data = handle.read(64 << 20)
-        except OSError:
-            return set()
+        data = _read_from(self.sd.file(statedir.RESULTS), child.results_size, 64 << 20)
         found = set()
         for doc in statedir.iter_jsonl(data):
             if isinstance(doc, dict) and isinstance(doc.get("item"), str):
@@ -1553,27 +1536,10 @@ class Supervisor:
         path = self.sd.file(statedir.OUTPUT_LOG)
         if limit <= 0 or _size(path) <= limit:
             return
-        keep = self.settings.output_files
         try:
-            for n in range(keep - 1, 1, -1):
-                older = path.with_name(f"{path.name}.{n - 1}")
-                if older.exists():
-                    os.replace(older, path.with_name(f"{path.name}.{n}"))
-            if keep > 1:
-                target = path.with_name(f"{path.name}.1")
-                tmp = path.with_name(f".{path.name}.1.tmp")
-                with (
-                    open(path, "rb") as src,
-                    open(
-                        os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
-                        "wb",
-                    ) as dst,
-                ):
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(tmp, target)
-            os.truncate(path, 0)
+            _rotate(path, self.settings.output_files)
         except OSError as exc:
-            self._say("WARNING", f"cannot rotate {path.name}: {exc.strerror}")
+            self._say("WARNING", f"cannot rotate {path.name}: {exc.strerror or exc}")
             return
         self._output_offset, self._output_partial = 0, b""
         if self.child is not None:
@@ -1688,10 +1654,66 @@ def _mtime_ns(path: Path) -> int:
 
 
 def _size(path: Path) -> int:
+    """The size of a regular file at ``path``; 0 for anything else (a link is not followed)."""
     try:
-        return path.stat().st_size
+        st = os.stat(path, follow_symlinks=False)
     except OSError:
         return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _read_from(path: Path, offset: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of a state file from ``offset``, opened the way statedir
+    opens every state file (no link followed, never blocked on a FIFO); b"" if unreadable."""
+
+    def part(fd: int, st: os.stat_result) -> bytes:
+        return os.pread(fd, limit, offset) if st.st_size > offset else b""
+
+    data = statedir._read_safely(path, part)
+    return data if isinstance(data, bytes) else b""
+
+
+def _rotate(path: Path, keep: int) -> None:
+    """Copy output.log to output.log.1 (older ones shift up to ``keep - 1``), then truncate it.
+
+    output.log is opened once, without following a link or blocking on a FIFO, and
+    must be a regular file; the copy goes to an unpredictable temp name created
+    O_EXCL|O_NOFOLLOW and is renamed over output.log.1 (``os.replace`` replaces a
+    link there rather than writing through it); the truncation is an ``ftruncate``
+    of the same descriptor. A link planted at any of these names is never written
+    through. Raises OSError.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
+        for n in range(keep - 1, 1, -1):
+            older = path.with_name(f"{path.name}.{n - 1}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(older, path.with_name(f"{path.name}.{n}"))
+        if keep > 1:
+            tmp = path.with_name(f".{path.name}.1.{secrets.token_hex(6)}.tmp")
+            excl = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            out = os.open(tmp, excl, 0o600)
+            try:
+                try:
+                    offset = 0
+                    while chunk := os.pread(fd, 1 << 20, offset):
+                        offset += len(chunk)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(out, view) :]
+                finally:
+                    os.close(out)
+                os.replace(tmp, path.with_name(f"{path.name}.1"))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int, start: float | None) -> bool:
