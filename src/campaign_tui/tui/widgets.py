@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.timer import Timer
 from textual.widgets import DataTable, Label, Log, ProgressBar, Static, TabbedContent, TabPane
 
 from campaign_tui.clock import human_duration
@@ -135,12 +137,25 @@ class HealthPane(Vertical):
         set_content(self.query_one("#action", Static), Content.assemble(("→ ", DIM), health.action))
 
 
+class StillBar(ProgressBar):
+    """A progress bar that shows no ETA, so it keeps no once-a-second timer to
+    recompute one: it is redrawn only when its total or position moves."""
+
+    def set_interval(
+        self, interval: float, callback: Any = None, *args: Any, **kwargs: Any
+    ) -> Timer:
+        timer = super().set_interval(interval, callback, *args, **kwargs)
+        if callback == self.update:
+            timer.stop()  # ProgressBar's ETA refresh: never needed here
+        return timer
+
+
 class ProgressPane(Vertical):
     """How far, how fast, and how fresh."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="progress-row"):
-            yield ProgressBar(total=100, show_eta=False, show_percentage=False, id="bar")
+            yield StillBar(total=100, show_eta=False, show_percentage=False, id="bar")
             yield Static(id="counts", markup=False)
         yield Static(id="detail", markup=False)
 
