@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_tui.errors import EX_CONFIG, EX_NOINPUT, EX_USAGE, UsageError
+from campaign_tui.sanitize import sanitize
 
 ALERT_LEVELS = ("info", "warning", "critical")
 DURATION_FIELDS = frozenset(
@@ -252,6 +253,12 @@ def from_record(doc: object) -> Settings | None:
             settings = replace(settings, **{name: value})
         except (ValueError, TypeError, OverflowError):
             continue  # a hand-edited record: one bad value falls back to its default
+    if settings.cwd:
+        # Read back from a state file, which may have been edited by hand; a
+        # directory name with terminal escapes is not one we run in (the command
+        # itself is kept: a multi-line ``-c`` program is legitimate, and every
+        # display of it goes through the sanitizer).
+        settings = replace(settings, cwd=sanitize(settings.cwd))
     return settings if settings.command else None
 
 

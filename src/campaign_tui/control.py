@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from campaign_tui import procs, statedir
 from campaign_tui.controlsocket import CONTROL_SOCKET, socket_address
 from campaign_tui.errors import EX_CANTCREAT, EX_NOINPUT, UsageError
+from campaign_tui.sanitize import sanitize
 from campaign_tui.statedir import StateDir, StateDirError
 
 if TYPE_CHECKING:
@@ -56,12 +57,18 @@ EXIT_RUNNING = 1
 EXIT_NOEXEC = EX_NOINPUT  # as the supervisor's: the command cannot be executed
 
 
+def _literal(text: str) -> str:
+    """Each line of ``text`` as literal text: state files are untrusted (a recorded cwd,
+    a command, a supervisor's message), so no escape sequence reaches the terminal."""
+    return "\n".join(sanitize(line) for line in text.split("\n"))
+
+
 def _print(line: str) -> None:
-    print(line, flush=True)
+    print(_literal(line), flush=True)
 
 
 def _eprint(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(_literal(line), file=sys.stderr, flush=True)
 
 
 # ==================================================================== lock

@@ -1741,9 +1741,10 @@ def _checkpoint(sd: StateDir) -> Checkpoint | None:
 
 
 def _exec_failure(settings: Settings, exc: OSError) -> str:
-    program = settings.command[0] if settings.command else "?"
+    program = sanitize(settings.command[0]) if settings.command else "?"
     if exc.filename and settings.cwd and os.fspath(exc.filename) == settings.cwd:
-        return f"cannot execute {program!r}: working directory {settings.cwd}: {exc.strerror}"
+        where = sanitize(settings.cwd)
+        return f"cannot execute {program!r}: working directory {where}: {exc.strerror}"
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOENT:
         reason = "command not found" if "/" not in program else "no such file"
