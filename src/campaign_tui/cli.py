@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -263,6 +262,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         n: getattr(args, n) for n in names if getattr(args, n, None) is not None
     }
     if getattr(args, "on_alert", None):
+        import shlex
+
         try:
             found["on_alert"] = tuple(shlex.split(args.on_alert))
         except ValueError as exc:

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -294,7 +293,7 @@ def write_json(path: Path, doc: object, *, fsync: bool = False) -> None:
     link at ``path`` itself rather than writing through it.
     """
     data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
     try:
         try:
