@@ -577,12 +577,7 @@ def _stop_unsupervised(sd: StateDir, doc: dict[str, Any], child: int) -> None:
     start_t = _num(doc, "child_start")
 
     def collect() -> list[psutil.Process]:
-        found = []
-        if procs.alive(child, start_t):
-            with contextlib.suppress(psutil.Error):
-                found.append(psutil.Process(child))
-        found += proctree.descendants(child)
-        return found
+        return proctree.tree_of(child, start_t)
 
     proctree.terminate(collect, child, _stop_timeout(doc), time.sleep)
     if run_id:

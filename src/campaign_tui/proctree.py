@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
+from campaign_tui.procs import START_TIME_SLACK
+
 PR_SET_CHILD_SUBREAPER = 36
 RUN_MARKER = "CAMPAIGN_RUN_ID"
 _MAX_DIAG_PROCS = 50
@@ -43,11 +45,12 @@ def _living(proc: psutil.Process) -> bool:
         return False
 
 
-def descendants(root: int, exclude: Iterable[int] = ()) -> list[psutil.Process]:
+def descendants(root: int | psutil.Process, exclude: Iterable[int] = ()) -> list[psutil.Process]:
     """Living descendants of ``root`` (not ``root`` itself), minus ``exclude`` and their trees."""
     skip = set(exclude)
     try:
-        found = psutil.Process(root).children(recursive=True)
+        parent = root if isinstance(root, psutil.Process) else psutil.Process(root)
+        found = parent.children(recursive=True)
     except psutil.Error:
         return []
     if skip:
@@ -59,6 +62,32 @@ def descendants(root: int, exclude: Iterable[int] = ()) -> list[psutil.Process]:
                     banned.update(p.pid for p in proc.children(recursive=True))
         found = [p for p in found if p.pid not in banned]
     return [p for p in found if _living(p)]
+
+
+def verified(pid: int | None, start: float | None) -> psutil.Process | None:
+    """The living process ``pid`` if it is the very one recorded with create time ``start``.
+
+    The identity is taken from the returned object itself (psutil fixes the create
+    time when it is built), so a pid reused after the check is not mistaken for it.
+    """
+    if pid is None or pid <= 0 or start is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - start) > START_TIME_SLACK:
+            return None
+    except psutil.Error:
+        return None
+    return proc if _living(proc) else None
+
+
+def tree_of(pid: int | None, start: float | None) -> list[psutil.Process]:
+    """A recorded process and its living descendants, or nothing at all when ``pid``
+    is no longer that process (then its "descendants" would be a stranger's)."""
+    root = verified(pid, start)
+    if root is None:
+        return []
+    return [root, *descendants(root)]
 
 
 def marked(run_id: str, exclude: Iterable[int] = ()) -> list[psutil.Process]:

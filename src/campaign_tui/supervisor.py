@@ -976,12 +976,8 @@ class Supervisor:
 
     def _tree(self, child: Child) -> list[psutil.Process]:
         procs = proctree.descendants(self.pid, exclude=self.hooks)
-        if child.popen is None:  # adopted: not our descendants
-            with contextlib.suppress(psutil.Error):
-                root = psutil.Process(child.pid)
-                if _alive(child.pid, child.start):
-                    procs.append(root)
-                procs += proctree.descendants(child.pid)
+        if child.popen is None:  # adopted: not our descendants (none if its pid was reused)
+            procs += proctree.tree_of(child.pid, child.start)
         return list({p.pid: p for p in procs}.values())
 
     def _leftovers(self) -> list[psutil.Process]:
