@@ -539,12 +539,18 @@ def stop(sd: StateDir, *, echo: Echo = _print, echo_err: Echo = _eprint) -> int:
     timeout = _stop_timeout(doc) + 5.0
     pid = _supervisor_alive(doc)
     if pid is not None:
-        answer = _ask(sd, "stop", timeout)
-        if answer is None or not answer.startswith("done"):
-            # no socket: SIGTERM to the verified supervisor pid means "stop the campaign"
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        if not _wait_gone(pid, _num(doc, "pid_start"), timeout):
+        pid_start = _num(doc, "pid_start")
+        # Held across the wait for an answer: by then the pid may be someone else's.
+        pidfd = procs.pidfd_of(pid, pid_start)
+        try:
+            answer = _ask(sd, "stop", timeout)
+            if answer is None or not answer.startswith("done"):
+                # no answer: SIGTERM to the verified supervisor means "stop the campaign"
+                procs.send_signal(pid, pid_start, pidfd, signal.SIGTERM)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        if not _wait_gone(pid, pid_start, timeout):
             echo_err(f"campaign-tui: supervisor pid {pid} did not stop within {timeout:g}s")
             return 1
         echo(f"campaign {sd.name!r} stopped")

@@ -7,6 +7,8 @@ the one written next to its pid.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -113,3 +115,38 @@ def alive(pid: int | None, recorded_start: float | None) -> bool:
     if pid is None or pid <= 0:
         return False
     return is_same_live_process(probe(pid), recorded_start)
+
+
+def pidfd_of(pid: int | None, recorded_start: float | None) -> int | None:
+    """A pidfd on ``pid`` if it is still the process recorded with ``recorded_start``.
+
+    Opened first, verified after: a signal sent through it can only ever reach
+    that process, however long the caller waits. None when the process is gone
+    or not the recorded one, or pidfds are unavailable (check with :func:`alive`
+    again right before signalling then). The caller closes it.
+    """
+    if pid is None or pid <= 0 or recorded_start is None or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if not alive(pid, recorded_start):
+        os.close(fd)
+        return None
+    return fd
+
+
+def send_signal(pid: int, recorded_start: float | None, pidfd: int | None, sig: int) -> bool:
+    """Signal the recorded process: through ``pidfd`` when there is one, else only if
+    ``pid`` still has ``recorded_start`` now. True if a signal was sent."""
+    try:
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, sig)
+            return True
+        if recorded_start is not None and alive(pid, recorded_start):
+            os.kill(pid, sig)
+            return True
+    except OSError:
+        pass
+    return False

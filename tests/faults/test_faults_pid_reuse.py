@@ -8,13 +8,20 @@ another create time, as after the campaign died and its pid was handed on.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import socket
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from campaign_tui import control, proctree
 from campaign_tui.statedir import StateDir
@@ -28,8 +35,9 @@ def note(signum, frame):
     with open(log, "a") as out:
         out.write(f"{role} {os.getpid()} got {signum}\\n")
 signal.signal(signal.SIGTERM, note)
+signal.signal(signal.SIGWINCH, note)  # the test's "anything sent before this is logged"
 kid = None
-if role == "parent":
+if role == "parent":  # a "solo" stranger has no child
     kid = subprocess.Popen([sys.executable, sys.argv[0], log, "child"])
 with open(log, "a") as out:
     out.write(f"{role} {os.getpid()} ready\\n")
@@ -67,6 +75,22 @@ def _stale_record(sup: Sup, pid: int) -> dict[str, Any]:
     return doc
 
 
+def _settled(pid: int, log: Path) -> str:
+    """The stranger's log once every signal sent to ``pid`` so far has been noted: signals
+    pending together are taken lowest number first, so one sent before our SIGWINCH is
+    written before the SIGWINCH is."""
+    before = log.read_text().count(f"got {int(signal.SIGWINCH)}")
+    os.kill(pid, signal.SIGWINCH)
+    return wait_until(
+        lambda: (text := log.read_text()).count(f"got {int(signal.SIGWINCH)}") > before and text,
+        10,
+        "the stranger to note our SIGWINCH",
+    )
+
+
+TERM = f"got {int(signal.SIGTERM)}"
+
+
 def _children(pid: int) -> list[int]:
     return [p.pid for p in psutil.Process(pid).children()]
 
@@ -93,7 +117,7 @@ def test_stopping_an_unsupervised_campaign_spares_a_reused_pids_descendants(
     doc = _stale_record(sup, parent.pid)
     injected.inject()
     control._stop_unsupervised(StateDir(sup.dir), doc, parent.pid)
-    assert "got" not in log.read_text(), log.read_text()
+    assert TERM not in _settled(parent.pid, log) + _settled(kid, log), log.read_text()
     assert alive(parent.pid) and alive(kid)
     assert parent.poll() is None
     injected.lost = 0
@@ -105,3 +129,89 @@ def test_signal_numbers_are_what_the_stranger_logs(sup: Sup, tmp_path: Path) -> 
     (kid,) = _children(parent.pid)
     psutil.Process(kid).send_signal(signal.SIGTERM)
     wait_until(lambda: f"child {kid} got {int(signal.SIGTERM)}" in log.read_text(), 10, "a note")
+
+
+# ------------------------------------------------------------------ real pid reuse
+
+NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
+
+
+def _reuse(pid: int, spawn: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[Any]:
+    """Start a process that gets ``pid`` (free by now): the kernel hands out
+    ns_last_pid + 1 next, so set it just below and spawn; another fork may win
+    the race, so try again (each miss is ended by pid) until a deadline."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            NS_LAST_PID.write_text(str(pid - 1))
+        except OSError as exc:
+            pytest.skip(f"cannot steer pid allocation ({exc.strerror})")
+        proc = spawn()
+        if proc.pid == pid:
+            return proc
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    raise AssertionError(f"could not get pid {pid} again within 20s")
+
+
+def _can_steer_pids() -> bool:
+    return os.geteuid() == 0 and os.access(NS_LAST_PID, os.W_OK)
+
+
+needs_pid_steering = pytest.mark.skipif(
+    not _can_steer_pids(), reason="reusing a pid on purpose needs a writable ns_last_pid"
+)
+
+
+@needs_pid_steering
+def test_stop_does_not_sigterm_a_pid_reused_while_it_waited_for_an_answer(
+    sup: Sup, tmp_path: Path, fault: Any
+) -> None:
+    injected = fault(
+        "the supervisor dies while `stop` waits for its answer and its pid goes to another process",
+        "stop's fallback SIGTERM does not reach the process that now has the pid",
+    )
+    script = tmp_path / "stranger.py"
+    script.write_text(STRANGER)
+    log = tmp_path / "stranger.log"
+    log.touch()
+    fake = sup.tracker.start([PY, "-c", "import signal; signal.pause()"], env=sup.env)
+    pid, pid_start = fake.pid, psutil.Process(fake.pid).create_time()
+    sup.dir.mkdir(mode=0o700)
+    doc = {"state": "running", "pid": pid, "pid_start": pid_start, "settings": {}}
+    (sup.dir / "supervisor.json").write_text(json.dumps({**doc, "settings": {"stop_timeout": 1}}))
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sup.dir / "control.sock"))
+    server.listen(1)
+    strangers: list[subprocess.Popen[Any]] = []
+
+    def answer_late() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(100)
+            # create times closer than procs.START_TIME_SLACK count as one process
+            wait_until(lambda: time.time() - pid_start > 2, 10, "the supervisor to age")
+            fake.kill()  # the supervisor dies meanwhile, is reaped, and its pid is reused
+            fake.wait(10)
+            strangers.append(
+                _reuse(pid, lambda: sup.tracker.start([PY, str(script), str(log), "solo"]))
+            )
+            injected.inject()
+            wait_until(lambda: "ready" in log.read_text(), 15, "the stranger")
+            conn.sendall(b"err busy\n")
+
+    worker = threading.Thread(target=answer_late, daemon=True)
+    worker.start()
+    try:
+        code = control.stop(StateDir(sup.dir), echo=lambda _: None, echo_err=lambda _: None)
+    finally:
+        worker.join(30)
+        server.close()
+    assert not worker.is_alive()
+    (stranger,) = strangers
+    assert stranger.poll() is None
+    said = _settled(stranger.pid, log)
+    assert TERM not in said, "stop signalled the process that reused the pid"
+    assert code == 0
+    injected.lost = 0
