@@ -585,7 +585,15 @@ def _stop_unsupervised(sd: StateDir, doc: dict[str, Any], child: int) -> None:
     def collect() -> list[psutil.Process]:
         return proctree.tree_of(child, start_t)
 
-    proctree.terminate(collect, child, _stop_timeout(doc), time.sleep)
+    # Its group is signalled only while the leader is verified: an emptied group's
+    # id may be anyone's by then. The pidfd reaches the root itself in any case.
+    pidfd = procs.pidfd_of(child, start_t)
+    leader = proctree.Leader(child, lambda: procs.alive(child, start_t), pidfd=pidfd)
+    try:
+        proctree.terminate(collect, leader, _stop_timeout(doc), time.sleep)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     if run_id:
         proctree.signal_all(proctree.marked(run_id), signal.SIGKILL)
     writer.status("TERMINATED", "stopped on request (campaign-tui stop) while unsupervised")

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import psutil
 
@@ -106,36 +107,64 @@ def marked(run_id: str, exclude: Iterable[int] = ()) -> list[psutil.Process]:
     return found
 
 
-def signal_all(procs: Iterable[psutil.Process], sig: int, group: int | None = None) -> None:
-    """Send ``sig`` to a process group (if any) and to each verified process."""
-    if group is not None and group > 1:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """The root of a tree, which leads its process group, and how to tell it still is.
+
+    A group id is a bare number: once the group is empty it may be handed to a
+    stranger. So the group is signalled only while ``verify()`` says, in the same
+    pass, that ``pid`` is still the recorded leader: our own unreaped child (its
+    pid cannot be reused before we reap it) or the pid with its create time. A
+    ``pidfd`` on the root, where there is one, reaches it whatever its pid became.
+    """
+
+    pid: int
+    verify: Callable[[], bool]
+    pidfd: int | None = None
+
+    def signal(self, sig: int) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, sig)
+        if self.pid > 1 and self.verify():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+
+    def group_alive(self) -> bool:
+        """Has the group a member (the caller reaps its own zombies first)?"""
+        if self.pid <= 1 or not self.verify():
+            return False
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+
+def signal_all(procs: Iterable[psutil.Process], sig: int, leader: Leader | None = None) -> None:
+    """Send ``sig`` to a verified leader's group (if any) and to each verified process."""
+    if leader is not None:
+        leader.signal(sig)
     for proc in procs:
         with contextlib.suppress(psutil.Error, OSError):
             proc.send_signal(sig)
 
 
-def _group_alive(group: int | None) -> bool:
-    """Has process group ``group`` a member (the caller reaps its own zombies first)?"""
-    if group is None or group <= 1:
-        return False
-    try:
-        os.killpg(group, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def _group_alive(leader: Leader | None) -> bool:
+    return leader is not None and leader.group_alive()
 
 
 def terminate(
     collect: Callable[[], list[psutil.Process]],
-    group: int | None,
+    group: Leader | None,
     timeout: float,
     wait: Callable[[float], None],
     *,
     sweep_for: float = 3.0,
 ) -> int:
     """End a whole tree: SIGTERM (group and each process), wait up to ``timeout``, SIGKILL, sweep.
+
+    ``group`` is the tree's root and group leader, signalled as :class:`Leader` allows.
 
     ``collect`` lists the tree's living processes now; ``wait(seconds)`` blocks at
     most that long (the supervisor wakes on SIGCHLD and reaps there). Returns how

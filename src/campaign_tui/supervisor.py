@@ -1009,9 +1009,16 @@ class Supervisor:
     def _end_tree(self, child: Child) -> None:
         """Record the intent durably, SIGTERM the group, wait, SIGKILL, sweep."""
         self._record("stopping", fsync=True)
+        if child.popen is not None:
+            # our child: its pid (the group's id) is not reused before we reap it
+            leader = proctree.Leader(child.pid, lambda: child.status is None)
+        else:
+            leader = proctree.Leader(
+                child.pid, lambda: _alive(child.pid, child.start), pidfd=child.pidfd
+            )
         killed = proctree.terminate(
             lambda: self._tree(child),
-            child.pid,
+            leader,
             self.settings.stop_timeout,
             self._wait_a_little,
         )

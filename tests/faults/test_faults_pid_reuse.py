@@ -195,7 +195,10 @@ def test_stop_does_not_sigterm_a_pid_reused_while_it_waited_for_an_answer(
             fake.kill()  # the supervisor dies meanwhile, is reaped, and its pid is reused
             fake.wait(10)
             strangers.append(
-                _reuse(pid, lambda: sup.tracker.start([PY, str(script), str(log), "solo"]))
+                _reuse(
+                    pid,
+                    lambda: sup.tracker.start([PY, str(script), str(log), "solo"], env=sup.env),
+                )
             )
             injected.inject()
             wait_until(lambda: "ready" in log.read_text(), 15, "the stranger")
@@ -214,4 +217,63 @@ def test_stop_does_not_sigterm_a_pid_reused_while_it_waited_for_an_answer(
     said = _settled(stranger.pid, log)
     assert TERM not in said, "stop signalled the process that reused the pid"
     assert code == 0
+    injected.lost = 0
+
+
+@needs_pid_steering
+def test_stop_never_signals_a_group_whose_leader_pid_was_reused(
+    sup: Sup, tmp_path: Path, fault: Any
+) -> None:
+    injected = fault(
+        "the unsupervised campaign's group leader exits during the stop and its pid becomes "
+        "another session's group id",
+        "the stop kills the rest of the old tree but never signals the new group",
+    )
+    parent, log = _stranger(sup, tmp_path, own_group=True)  # leads its group, as campaigns do
+    (kid,) = _children(parent.pid)
+    pid, start = parent.pid, psutil.Process(parent.pid).create_time()
+    doc = {
+        "state": "running",
+        "pid": None,
+        "child_pid": pid,
+        "child_start": start,
+        "attempt": 1,
+        "run_id": "",
+        "settings": {"command": ["true"], "stop_timeout": 6},
+    }
+    sup.dir.mkdir(mode=0o700)
+    (sup.dir / "supervisor.json").write_text(json.dumps(doc))
+    strangers: list[subprocess.Popen[Any]] = []
+
+    def leader_leaves() -> None:
+        # the stop's SIGTERM reached the leader; it then exits (the child ignores
+        # SIGTERM, so the stop keeps waiting) and its pid goes to a new session
+        wait_until(lambda: f"parent {pid} {TERM}" in log.read_text(), 15, "the SIGTERM")
+        wait_until(lambda: time.time() - start > 2, 10, "the leader to age past the slack")
+        parent.kill()
+        parent.wait(10)
+        strangers.append(
+            _reuse(
+                pid,
+                lambda: sup.tracker.start(
+                    [PY, str(tmp_path / "stranger.py"), str(log), "solo"],
+                    env=sup.env,
+                    start_new_session=True,
+                ),
+            )
+        )
+        wait_until(lambda: f"solo {pid} ready" in log.read_text(), 15, "the new group's leader")
+        injected.inject()
+
+    worker = threading.Thread(target=leader_leaves, daemon=True)
+    worker.start()
+    try:
+        control._stop_unsupervised(StateDir(sup.dir), doc, pid)
+    finally:
+        worker.join(30)
+    (stranger,) = strangers
+    assert os.getpgid(stranger.pid) == pid  # the group id that the old tree had
+    assert stranger.poll() is None, "the stop killed the new group"
+    assert f"solo {pid} {TERM}" not in _settled(pid, log)
+    wait_until(lambda: not alive(kid), 10, "the old tree's child to be gone")
     injected.lost = 0
