@@ -33,7 +33,7 @@ def test_the_demo_crashes_once_restarts_resumes_and_completes(
     assert os.stat(sd.path).st_mode & 0o777 == 0o700
     wait_for(
         lambda: read_json(sd.file(statedir.SUPERVISOR)).get("state") == "complete",
-        30,
+        90,  # about 10 s on an idle box; a loaded CI box is slower
         "the demo to complete",
     )
     restarts = [json.loads(line) for line in sd.file(statedir.RESTARTS).read_text().splitlines()]

@@ -14,8 +14,9 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -24,6 +25,7 @@ from campaign_tui.statedir import StateDir
 from tui_scenes import MARKER_VAR, Scenes, read_json, wait_for
 
 TMUX = shutil.which("tmux")
+T = TypeVar("T")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
 
@@ -59,7 +61,16 @@ class Terminal:
         self.tmux("send-keys", "-t", "e2e", *keys)
 
     def wait(self, text: str, timeout: float = 30.0) -> str:
-        return wait_for(lambda: text in (s := self.screen()) and s, timeout, f"{text!r} on screen")
+        return self.until(
+            lambda: text in (s := self.screen()) and s, f"{text!r} on screen", timeout
+        )
+
+    def until(self, predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+        """``wait_for``, saying what the terminal showed on a timeout."""
+        try:
+            return wait_for(predicate, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the terminal shows:\n{self.screen()}") from None
 
     def alive(self) -> bool:
         return self.tmux("has-session", "-t", "e2e").returncode == 0
@@ -120,30 +131,31 @@ def test_start_stop_restart_and_quit_from_the_keyboard(scenes: Scenes, terminal:
     )
     terminal.wait("TERMINATED")
 
+    # A notification shows for a few seconds only: wait for it first, then for what stays.
     terminal.keys("s")
-    terminal.wait("HEALTHY")
-    first = wait_for(lambda: running(sd), what="the campaign running after s")
+    first = terminal.until(lambda: running(sd), "the campaign running after s")
     terminal.wait(f"Start: supervisor pid {first['pid']}")
+    terminal.wait("HEALTHY")
 
     terminal.keys("x")
     terminal.wait("Stop campaign")
     terminal.keys("y")
-    terminal.wait("TERMINATED")
     terminal.wait("Stop: campaign")  # the stop command returned
-    wait_for(lambda: not procs.alive(first["child_pid"], first["child_start"]), what="child gone")
+    terminal.wait("TERMINATED")
+    terminal.until(lambda: not procs.alive(first["child_pid"], first["child_start"]), "child gone")
     assert supervisor(sd).get("state") == "stopped"
 
     terminal.keys("s")
-    second = wait_for(lambda: running(sd), what="running again")
-    terminal.wait("HEALTHY")
+    second = terminal.until(lambda: running(sd), "running again")
     terminal.wait(f"Start: supervisor pid {second['pid']}")  # the start command returned
+    terminal.wait("HEALTHY")
 
     terminal.keys("r")
     terminal.wait("Restart campaign")
     terminal.keys("y")
-    third = wait_for(
+    third = terminal.until(
         lambda: (d := running(sd)) and d["child_pid"] != second["child_pid"] and d,
-        what="a new attempt after r",
+        "a new attempt after r",
     )
     assert third["pid"] == second["pid"]
     terminal.wait("Restart: campaign")

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import DataTable, Log, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
@@ -68,8 +70,28 @@ async def until(
         await pilot.pause(0.02)
 
 
+def find(app: CampaignApp, selector: str | type[Widget], kind: type[Widget] = Widget) -> Any:
+    """The widget on the current screen, or None while that screen is not composed yet
+    (a pushed screen is ``app.screen`` before its widgets are mounted)."""
+    try:
+        if isinstance(selector, str):
+            return app.screen.query_one(selector, kind)
+        return app.screen.query_one(selector)
+    except NoMatches:
+        return None
+
+
+async def widget(
+    pilot: Pilot[Any], app: CampaignApp, selector: str | type[Widget], kind: type[Widget] = Widget
+) -> Any:
+    """Wait for the widget to be on the current screen, and return it."""
+    return await until(pilot, lambda: find(app, selector, kind), what=f"{selector} composed")
+
+
 def text_of(app: CampaignApp, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).render())
+    """The text of a Static on the current screen ("" while it is not composed)."""
+    found = find(app, selector, Static)
+    return str(found.render()) if found is not None else ""
 
 
 def badge(app: CampaignApp) -> str:
@@ -83,7 +105,8 @@ def armed(app: CampaignApp) -> bool:
 
 
 def log_lines(app: CampaignApp, kind: str) -> list[str]:
-    return list(app.screen.query_one(f"#log-{kind}", Log).lines)
+    found = find(app, f"#log-{kind}", Log)
+    return list(found.lines) if found is not None else []
 
 
 def monitor(app: CampaignApp) -> MonitorScreen:
@@ -176,8 +199,7 @@ def test_logs_have_a_tab_each_and_tab_l_h_cycle_them(shared: Any) -> None:
     async def scenario() -> None:
         app = CampaignApp(made["crashed"], root=scenes.root)
         async with app.run_test(size=SIZE) as pilot:
-            screen = monitor(app)
-            tabs = screen.query_one(LogTabs)
+            tabs = await widget(pilot, app, LogTabs)
             await until(
                 pilot, lambda: any("scene crash" in line for line in log_lines(app, "errors"))
             )
@@ -207,7 +229,9 @@ def test_help_says_quitting_keeps_the_campaign_running(shared: Any) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-            assert "never stops the campaign" in str(app.screen.query_one("#help-text").render())
+            assert "never stops the campaign" in str(
+                (await widget(pilot, app, "#help-text")).render()
+            )
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
             footer = " ".join(str(k.render()) for k in app.screen.query(FooterKey))
@@ -370,7 +394,9 @@ def test_a_file_write_reaches_the_screen_fast(plain_dir: StateDir) -> None:
 
     run(scenario())
     print(f"file write → badge: {[f'{d * 1000:.0f} ms' for d in delays]}")
-    assert min(delays) < 0.15, delays  # typically 20–40 ms; generous for a loaded box
+    # Typically 5–30 ms; bench/ measures the target (50 ms). Here the bound only has
+    # to tell an event from the 1 s tick or the 5 s reconcile on a loaded CI box.
+    assert min(delays) < 0.3, delays
     assert max(delays) < 2.0, delays
 
 
@@ -507,7 +533,7 @@ def test_the_watch_is_rearmed_when_the_directory_is_recreated(tmp_path: Path) ->
             started = time.monotonic()
             StateWriter(sd).status("TERMINATED", "after the re-arm")
             await until(pilot, lambda: "TERMINATED" in badge(app), what="event after re-arm")
-            assert time.monotonic() - started < 0.9  # an event, not the 5 s reconcile
+            assert time.monotonic() - started < 2.5  # an event, not the 5 s reconcile
 
     run(scenario())
 
@@ -538,11 +564,13 @@ def test_watchfiles_watches_where_there_is_no_inotify(
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: "HEALTHY" in badge(app))
             await until(pilot, lambda: armed(app), what="the watch")
-            assert monitor(app).watcher._inotify is None
+            watcher = monitor(app).watcher
+            assert watcher._inotify is None
+            watcher.reconcile_every = 60.0  # only an event can show the write in time
             started = time.monotonic()
             StateWriter(plain_dir).status("TERMINATED", "by watchfiles")
             await until(pilot, lambda: "TERMINATED" in badge(app), 5, "TERMINATED")
-            assert time.monotonic() - started < 4  # an event, not the 5 s reconcile
+            assert time.monotonic() - started < 2.5  # an event, not the reconcile
 
     run(scenario())
 
@@ -605,7 +633,7 @@ def test_several_campaigns_get_a_picker(tmp_path: Path) -> None:
         app = CampaignApp(None, root=tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: isinstance(app.screen, PickerScreen))
-            table = app.screen.query_one(DataTable)
+            table = await widget(pilot, app, DataTable)
             await until(pilot, lambda: table.row_count == 2)
             assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["● HEALTHY", "✘ CRASHED"]
             await pilot.press("down", "enter")
@@ -623,7 +651,7 @@ def test_no_campaign_shows_how_to_start_one_and_opens_it_when_it_appears(tmp_pat
         app = CampaignApp(None, root=tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: isinstance(app.screen, EmptyScreen))
-            assert "campaign-tui demo" in str(app.screen.query_one("#empty-text").render())
+            assert "campaign-tui demo" in str((await widget(pilot, app, "#empty-text")).render())
             sd = statedir.ensure(StateDir(tmp_path / "late"))
             write_campaign(sd, os.getpid())
             await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 6, "monitor")

@@ -221,7 +221,10 @@ class MonitorScreen(Screen[None]):
         self.refresh_view()
 
     def on_log_lines(self, message: LogLines) -> None:
-        self.query_one(LogTabs).write(message.kind, message.lines, message.replace)
+        try:
+            self.query_one(LogTabs).write(message.kind, message.lines, message.replace)
+        except NoMatches:  # the screen is being taken down (back to the picker)
+            return
 
     def refresh_view(self) -> None:
         """Judge the latest snapshot now and hand the pieces to the panes."""
@@ -545,6 +548,7 @@ class EmptyScreen(Screen[None]):
         super().__init__()
         self.root = root
         self.poll = poll
+        self._switched = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="empty"):
@@ -572,6 +576,10 @@ class EmptyScreen(Screen[None]):
             self.app.call_from_thread(self._found, found)
 
     def _found(self, found: list[Path]) -> None:
+        # A second look can finish after the first switched screens: switch once, from here.
+        if self._switched or self.app.screen is not self:
+            return
+        self._switched = True
         if len(found) == 1:
             self.app.switch_screen(MonitorScreen(StateDir(found[0]), poll=self.poll))
         else:

@@ -50,7 +50,7 @@ POLL_BUDGET = 128 * 1024  # bytes one poll of a log may read; a firehose skips a
 RESULTS_TAIL = 16 * 1024
 DEBOUNCE_MS = 50  # watchfiles (the fallback and --poll)
 STEP_MS = 10
-BATCH_GAP = 0.03  # seconds: inotify events closer than this to the last batch wait for the next
+BATCH_GAP = 0.05  # seconds: inotify events closer than this to the last batch wait for the next
 # output.log only moves the "last output" age: read the state at most this often for it
 OUTPUT_STATE_EVERY = 1.0
 
