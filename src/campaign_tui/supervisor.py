@@ -1081,7 +1081,7 @@ class Supervisor:
             os.umask(old)
             if dir_fd is not None:
                 os.close(dir_fd)
-        os.chmod(path, 0o600)
+        # 0600 from the umask at bind: no chmod by name afterwards (it would follow a link)
         sock.listen(16)
         sock.setblocking(False)
         self._listener = sock
