@@ -169,8 +169,12 @@ def test_status_while_the_supervisor_waits_out_a_backoff_is_restarting_exit_1(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Between the exit and the backoff it is RESTARTING too ("the supervisor is
+    # acting"); wait for the backoff itself.
     _code, line, _ = wait_until(
-        lambda: (r := status(state))[0] == 1 and r, timeout=20, what="RESTARTING"
+        lambda: (r := status(state))[0] == 1 and "restart 1 of" in r[1] and r,
+        timeout=20,
+        what="RESTARTING in backoff",
     )
     assert line.startswith("CAMPAIGN RESTARTING - restart 1 of 5 in ")
     assert line.count("code 3") == 1, line
