@@ -491,7 +491,7 @@ class Campaign:
         self._ended = True
         summary = (
             f"{self.tested} items: {self.passed} passed, {self.failed} failed, "
-            f"{self.errors} errors, {self.skipped} skipped"
+            f"{self.errors} error{'' if self.errors == 1 else 's'}, {self.skipped} skipped"
         )
         self._checkpoint_pending = False
         self._writer.json(statedir.CHECKPOINT, self._checkpoint(None), fsync=self.fsync)
