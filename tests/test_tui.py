@@ -7,6 +7,7 @@ deadline, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import struct
 import subprocess
@@ -236,6 +237,32 @@ def test_help_says_quitting_keeps_the_campaign_running(shared: Any) -> None:
             await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
             footer = " ".join(str(k.render()) for k in app.screen.query(FooterKey))
             assert "keeps running" in footer
+
+    run(scenario())
+
+
+def test_opening_and_closing_the_help_frees_what_it_made(shared: Any) -> None:
+    scenes, made = shared
+
+    async def scenario() -> None:
+        app = CampaignApp(made["complete"], root=scenes.root)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "COMPLETE" in badge(app))
+
+            async def cycle(times: int) -> int:
+                for _ in range(times):
+                    await pilot.press("question_mark")
+                    await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+                    await pilot.press("escape")
+                    await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+                await pilot.pause(0.2)
+                gc.collect()
+                return sum(isinstance(o, (HelpScreen, FooterKey)) for o in gc.get_objects())
+
+            before = await cycle(2)
+            after = await cycle(10)
+            assert after <= before, (before, after)
+            assert len(app.screen_stack) == 2
 
     run(scenario())
 

@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from campaign_tui import clock, statedir
@@ -31,6 +31,7 @@ from campaign_tui.tui.usage import TreeUsage
 from campaign_tui.tui.watcher import LogLines, ProcessesSampled, StateRead, StateWatcher, log_kinds
 from campaign_tui.tui.widgets import (
     SYMBOLS,
+    Footer,
     HealthPane,
     LogTabs,
     ProcessPane,
