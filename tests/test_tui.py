@@ -673,6 +673,36 @@ def test_several_campaigns_get_a_picker(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_hostile_directory_name_shows_literally_in_the_picker_and_the_title(
+    tmp_path: Path,
+) -> None:
+    # A name cannot hold "/", so "[/]" itself is out; "[bold red]" is markup enough.
+    evil = "\x1b[31m[bold red]evil\x1b]0;pwned\x07 \x07x"
+    for name in ("alpha", evil):
+        write_campaign(statedir.ensure(StateDir(tmp_path / name)), os.getpid())
+
+    async def scenario() -> None:
+        app = CampaignApp(None, root=tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, PickerScreen))
+            table = await widget(pilot, app, DataTable)
+            await until(pilot, lambda: table.row_count == 2)
+            names = [str(table.get_row_at(i)[0]) for i in range(2)]
+            shown = names[0]  # ESC sorts first
+            assert shown == "[bold red]evil \u2407x", names
+            assert "\x1b" not in app.export_screenshot()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            await until(pilot, lambda: "[bold red]evil" in text_of(app, "#title"))
+            title = text_of(app, "#title")
+            assert "\x1b" not in title and "\x07" not in title and "pwned" not in title
+            assert "[bold red]evil \u2407x" in title
+            svg = app.export_screenshot()
+            assert "pwned" not in svg and "\x1b" not in svg
+
+    run(scenario())
+
+
 def test_no_campaign_shows_how_to_start_one_and_opens_it_when_it_appears(tmp_path: Path) -> None:
     async def scenario() -> None:
         app = CampaignApp(None, root=tmp_path)

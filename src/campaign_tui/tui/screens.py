@@ -87,8 +87,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
-        self.question = question
-        self.detail = detail
+        self.question = sanitize(question)
+        self.detail = sanitize(detail)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -194,9 +194,9 @@ class MonitorScreen(Screen[None]):
             Content.assemble(
                 ("campaign-tui", "bold"),
                 (" · ", "dim"),
-                (self.sd.name or str(self.sd.path), "bold"),
+                (sanitize(self.sd.name or str(self.sd.path)), "bold"),
                 (" · ", "dim"),
-                (home_relative(self.sd.path) + legacy + mode, "dim"),
+                (sanitize(home_relative(self.sd.path)) + legacy + mode, "dim"),
             )
         )
         self.refresh_view()
@@ -280,7 +280,7 @@ class MonitorScreen(Screen[None]):
             self.app.bell()
             self.notify(
                 f"{SYMBOLS[health.state]} {what}: {health.reason}",
-                title=f"campaign {self.sd.name}",
+                title=f"campaign {sanitize(self.sd.name)}",
                 severity="error",
                 timeout=15,
                 markup=False,
@@ -482,7 +482,7 @@ class PickerScreen(Screen[None]):
             Content.assemble(
                 ("campaign-tui", "bold"),
                 (" · campaigns under ", "dim"),
-                (home_relative(self.root), "dim"),
+                (sanitize(home_relative(self.root)), "dim"),
             ),
             id="title",
         )
@@ -509,7 +509,7 @@ class PickerScreen(Screen[None]):
         table.clear()
         for row in rows:
             table.add_row(  # Text cells: a plain str cell would be parsed as markup
-                Text(row.path.name),
+                Text(sanitize(row.path.name)),
                 Text(f"{SYMBOLS[row.state]} {row.state.value}", style=_state_style(row.state)),
                 Text(row.progress),
                 Text(row.reason),
@@ -556,7 +556,7 @@ class EmptyScreen(Screen[None]):
             yield Static(
                 Content.assemble(
                     ("No campaigns yet", "bold"),
-                    f" under {self.root}.\n\n",
+                    f" under {sanitize(str(self.root))}.\n\n",
                     "Start one under the supervisor:\n",
                     ("  campaign-tui run --detach -- CMD [ARGS...]\n\n", "bold"),
                     "or see everything working on a simulated campaign:\n",
