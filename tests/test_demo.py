@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from campaign_tui import statedir
-from campaign_tui.demo import SPEED_VAR, start_demo
+from campaign_tui.demo import SPEED_VAR, start_demo, where_it_stands
 from campaign_tui.demo_campaign import CRASH_BEFORE, FAILS, ITEMS, RAISES
 from tui_scenes import MARKER_VAR, Scenes, read_json, wait_for
 
@@ -31,6 +31,9 @@ def test_the_demo_crashes_once_restarts_resumes_and_completes(
 ) -> None:
     sd = start_demo(tmp_path / "demo", speed=0.02)
     assert os.stat(sd.path).st_mode & 0o777 == 0o700
+    assert where_it_stands(sd) == (
+        f"The demo campaign is still running; stop it with: campaign-tui stop --state-dir {sd.path}"
+    )
     wait_for(
         lambda: read_json(sd.file(statedir.SUPERVISOR)).get("state") == "complete",
         90,  # about 10 s on an idle box; a loaded CI box is slower
@@ -49,3 +52,12 @@ def test_the_demo_crashes_once_restarts_resumes_and_completes(
     assert status["status"] == "COMPLETE"
     assert "simulated crash" in sd.log("errors").read_text()
     assert sd.log("output").read_text().count("testing") == len(ITEMS)
+    assert where_it_stands(sd) == "The demo campaign finished."
+
+
+def test_the_quit_message_says_when_the_campaign_ended_otherwise(
+    marked: Scenes, tmp_path: Path
+) -> None:
+    sd = marked.crashed()  # the supervisor gives up: not running, not complete
+    said = where_it_stands(sd)
+    assert said.startswith("The demo campaign ended (CRASHED: "), said

@@ -3,7 +3,8 @@
 The campaign (:mod:`campaign_tui.demo_campaign`) runs detached in a fresh
 private temporary state directory, exactly as ``campaign-tui run --detach``
 would run it; the TUI then opens on it. Quitting the TUI leaves the demo
-running until it finishes (about a minute), like any campaign.
+running until it finishes (about a minute), like any campaign; the message on
+quitting says whether it already has.
 """
 
 from __future__ import annotations
@@ -51,6 +52,28 @@ def start_demo(directory: Path | None = None, *, speed: float | None = None) -> 
     return sd
 
 
+def where_it_stands(sd: StateDir) -> str:
+    """One line on the demo as it is now, judged as ``campaign-tui status`` judges it."""
+    from campaign_tui import clock
+    from campaign_tui.health import State, judge
+    from campaign_tui.models import SupervisorDoc
+    from campaign_tui.sanitize import sanitize
+    from campaign_tui.snapshot import probe_processes, read_snapshot
+
+    snap = read_snapshot(sd)
+    procs = probe_processes(snap)
+    health = judge(snap, clock.now(), procs)
+    if health.state is State.COMPLETE:
+        return "The demo campaign finished."
+    sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
+    live = ("running", "backoff", "stopping")
+    if sup is None or sup.state not in live or procs.alive(sup.pid, sup.pid_start) is False:
+        return f"The demo campaign ended ({health.state.value}: {sanitize(health.reason)})."
+    return (
+        f"The demo campaign is still running; stop it with: campaign-tui stop --state-dir {sd.path}"
+    )
+
+
 def run_demo() -> int:
     from campaign_tui.tui.app import run_tui
 
@@ -58,7 +81,7 @@ def run_demo() -> int:
     code = run_tui(sd, root=sd.path.parent)
     where = sd.path
     print(
-        "The demo campaign keeps running in the background until it finishes (about a minute).\n"
+        f"{where_it_stands(sd)}\n"
         f"Its state directory: {where}\n"
         f"  campaign-tui --state-dir {where}          # the monitor again\n"
         f"  campaign-tui status --state-dir {where}\n"
