@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import struct
 import subprocess
@@ -473,6 +474,38 @@ def test_untrusted_text_is_shown_literally(plain_dir: StateDir) -> None:
             assert "\x1b" not in text_of(app, "#detail")
             svg = app.export_screenshot()
             assert "pwned" not in svg
+
+    run(scenario())
+
+
+def test_the_rate_stops_at_the_last_result_once_the_campaign_is_over(
+    plain_dir: StateDir,
+) -> None:
+    # Eleven results six seconds apart, the last ten minutes ago: 10 items a minute.
+    last = int(time.time() * 1000) - 600_000
+    lines = [
+        json.dumps({"item": f"i{n}", "attempt": 1, "timestamp": last - (10 - n) * 6000})
+        for n in range(11)
+    ]
+    statedir.append_bytes(plain_dir.file(statedir.RESULTS), ("\n".join(lines) + "\n").encode())
+    writer = StateWriter(plain_dir)
+
+    async def scenario() -> None:
+        app = CampaignApp(plain_dir, root=plain_dir.path.parent)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "HEALTHY" in badge(app))
+            # Running: the ten quiet minutes count (10 items in 11 minutes).
+            await until(pilot, lambda: "0.9/min" in text_of(app, "#detail"), what="slowing")
+            for state in ("COMPLETE", "TERMINATED"):
+                writer.status(state, "over")
+                await until(pilot, lambda s=state: s in badge(app), what=state)
+                await until(
+                    pilot,
+                    lambda: "10.0/min" in text_of(app, "#detail"),
+                    what="the rate at the last result",
+                    shown=lambda: text_of(app, "#detail"),
+                )
+                assert "ETA" not in text_of(app, "#detail")
 
     run(scenario())
 

@@ -207,7 +207,8 @@ class ProgressPane(Vertical):
         detail: list[list[Part]] = []
         if p.item:
             detail.append([("item ", DIM), p.item])
-        rate = pace.rate_at(now_ms)
+        # A campaign that is over goes no slower: its rate is the one at its last result.
+        rate = pace.rate_at(pace.last_ms if is_final(health, snap) and pace.last_ms else now_ms)
         if rate:
             detail.append([f"{rate:.1f}", ("/min", DIM)])
             remaining = (
@@ -227,6 +228,16 @@ class ProgressPane(Vertical):
         else:
             detail.append([("no heartbeat yet", DIM)])
         set_content(self.query_one("#detail", Static), _join(detail))
+
+
+def is_final(health: Health, snap: Snapshot) -> bool:
+    """Is the campaign over: complete, stopped, or crashed with nothing to restart it?"""
+    if health.state in (State.COMPLETE, State.TERMINATED):
+        return True
+    if health.state is not State.CRASHED:
+        return False
+    sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
+    return sup is None or sup.state == "gave_up"
 
 
 class ProcessPane(Static):
