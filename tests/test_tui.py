@@ -10,6 +10,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -33,6 +35,7 @@ from campaign_tui.tui import inotify
 from campaign_tui.tui import watcher as watcher_module
 from campaign_tui.tui.app import CampaignApp, stylesheet
 from campaign_tui.tui.screens import (
+    HELP,
     ConfirmScreen,
     EmptyScreen,
     HelpScreen,
@@ -240,6 +243,16 @@ def test_help_says_quitting_keeps_the_campaign_running(shared: Any) -> None:
             assert "keeps running" in footer
 
     run(scenario())
+
+
+def test_the_help_keys_line_up_in_one_column() -> None:
+    lines = Content.from_markup(HELP).plain.splitlines()
+    keys = [line for line in lines if line.startswith("  ")]
+    assert len(keys) >= 8, lines
+    # Each key line: two spaces, the key (single spaces inside), two or more, the words.
+    matches = [re.match(r"  \S+(?: \S+)*  +", line) for line in keys]
+    assert all(matches), keys
+    assert len({m.end() for m in matches if m}) == 1, keys
 
 
 def test_opening_and_closing_the_help_frees_what_it_made(shared: Any) -> None:
@@ -696,6 +709,8 @@ def test_several_campaigns_get_a_picker(tmp_path: Path) -> None:
             table = await widget(pilot, app, DataTable)
             await until(pilot, lambda: table.row_count == 2)
             assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["● HEALTHY", "✘ CRASHED"]
+            note = text_of(app, "#picker-note")
+            assert "keep running" in note and "x stops" not in note  # x does nothing here
             await pilot.press("down", "enter")
             await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
             assert monitor(app).sd.path.name == "beta"

@@ -40,7 +40,10 @@ from campaign_tui.tui.widgets import (
 )
 
 CONTROL_TIMEOUT = 300.0
-QUIT_NOTE = "q quits the monitor only: the campaign keeps running (x stops it)."
+PICKER_NOTE = (
+    "enter opens a campaign · q quits the monitor only: the campaigns keep running "
+    "(open one and press x to stop it)."
+)
 LIVE_STATES = ("running", "backoff", "stopping")
 
 
@@ -110,7 +113,7 @@ HELP = """\
   [b]x[/b]          stop it (asks y/n): SIGTERM to the whole process tree
   [b]r[/b]          restart it now (asks y/n; does not count against max restarts)
   [b]tab[/b] / [b]l[/b]    next log tab · [b]shift+tab[/b] / [b]h[/b] previous
-  [b]↑ ↓ pgup pgdn[/b] scroll the log
+  [b]↑ ↓[/b]        scroll the log · [b]pgup[/b] / [b]pgdn[/b] a page at a time
   [b]ctrl+p[/b]     command palette (every action is there)
   [b]?[/b]          this help
   [b]q[/b]          quit the monitor
@@ -487,7 +490,7 @@ class PickerScreen(Screen[None]):
             id="title",
         )
         yield DataTable(id="campaigns", cursor_type="row", zebra_stripes=True)
-        yield Static(Content("enter opens a campaign · " + QUIT_NOTE), id="picker-note")
+        yield Static(Content(PICKER_NOTE), id="picker-note")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
