@@ -394,8 +394,9 @@ class MonitorScreen(Screen[None]):
         ):
             return
         verb, self.busy = worker.name, None
-        if event.state == WorkerState.SUCCESS:
-            code, said = worker.result
+        result = worker.result  # run_control's (exit code, what it said)
+        if event.state == WorkerState.SUCCESS and isinstance(result, tuple):
+            code, said = result
         else:
             code, said = 1, repr(worker.error)
         self.last_control = (verb, code, said)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.styles import RulesMap
 from textual.timer import Timer
 from textual.widgets import DataTable, Label, Log, ProgressBar, Static, TabbedContent, TabPane
 from textual.widgets import Footer as TextualFooter
@@ -104,7 +105,9 @@ def _resizes(widget: Static, old: object, new: Content) -> bool:
     if as_wide_as_text and old.cell_length != new.cell_length:
         return True
     if styles.height is None or styles.height.is_auto:
-        return old.get_height(styles, width) != new.get_height(styles, width)
+        # Styles answer get() as the RulesMap asks, and are what Textual's Widget passes.
+        rules = cast(RulesMap, styles)
+        return old.get_height(rules, width) != new.get_height(rules, width)
     return False
 
 
@@ -196,7 +199,7 @@ class ProgressPane(Vertical):
             (p.failed, "failed", "$text-warning"),
             (p.errors, "errors", "$text-error"),
         ]
-        shown = [
+        shown: list[list[Part]] = [
             [(str(n), f"bold {style}" if n else "bold"), f" {word}"]
             for n, word, style in tallies
             if n is not None
