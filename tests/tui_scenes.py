@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,22 +22,16 @@ import psutil
 
 from campaign_tui import statedir
 from campaign_tui.statedir import StateDir
+from conftest import MARKER_VAR, wait_until
 
 T = TypeVar("T")
-MARKER_VAR = "CAMPAIGN_TUI_TEST_MARKER"
 SCENE_CAMPAIGN = Path(__file__).with_name("scene_campaign.py")
 STALE_OPTS = ("--stale-after", "2")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """conftest's wait_until with the longer deadline a supervised scene needs."""
+    return wait_until(predicate, timeout, what)
 
 
 def read_json(path: Path) -> dict[str, Any]:
