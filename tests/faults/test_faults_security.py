@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
-from campaign_tui import cli, control
+# `nobody` may not be able to read the checkout (a clone under a 0700 folder), so
+# everything the CLI imports lazily on these paths is imported before dropping to it.
+from campaign_tui import cli, clock, config, control, health, report, snapshot  # noqa: F401
 from campaign_tui.statedir import StateDir
 from conftest import ProcessTracker, wait_until
 from faults_report import Fault
