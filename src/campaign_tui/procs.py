@@ -7,7 +7,9 @@ the one written next to its pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -100,6 +102,69 @@ def probe_all(pids: Iterable[int | None]) -> ProcessFacts:
         if pid is not None and pid > 0 and pid not in seen:
             seen[pid] = probe(pid)
     return ProcessFacts(tuple(seen.values()))
+
+
+class HeldProber:
+    """Probes the same few pids again and again, for a monitor that looks every second.
+
+    A pid seen alive is held by a pidfd, which follows that one process whatever
+    becomes of its number; until the pidfd reports an exit, the fact seen then
+    still holds, and telling that is a poll of a descriptor instead of reading
+    /proc again. Without pidfds (old kernels) every probe reads /proc.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[int, ProcFact]] = {}
+
+    def probe_all(self, pids: Iterable[int | None]) -> ProcessFacts:
+        seen: dict[int, ProcFact] = {}
+        for pid in pids:
+            if pid is not None and pid > 0 and pid not in seen:
+                seen[pid] = self._probe(pid)
+        for pid in [pid for pid in self._held if pid not in seen]:
+            self._drop(pid)
+        return ProcessFacts(tuple(seen.values()))
+
+    def _probe(self, pid: int) -> ProcFact:
+        held = self._held.get(pid)
+        if held is not None:
+            if not _has_exited(held[0]):
+                return held[1]
+            self._drop(pid)
+        fact = probe(pid)
+        if fact.exists and not fact.zombie and hasattr(os, "pidfd_open"):
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                return fact
+            # Opened after the look: if the pid changed hands in between, the start
+            # time tells; look again through the held process to be sure.
+            again = probe(pid)
+            if again == fact:
+                self._held[pid] = (fd, fact)
+            else:
+                os.close(fd)
+            return again
+        return fact
+
+    def _drop(self, pid: int) -> None:
+        fd, _fact = self._held.pop(pid)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def close(self) -> None:
+        for pid in list(self._held):
+            self._drop(pid)
+
+
+def _has_exited(pidfd: int) -> bool:
+    """A pidfd polls readable once its process has exited (zombie or reaped)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return True
 
 
 def start_time(pid: int) -> float | None:

@@ -180,17 +180,23 @@ class MonitorScreen(Screen[None]):
         self._alert_key: tuple[State, bool] | None = None
         self._allowed: tuple[bool, bool] | None = None
         self.watcher = StateWatcher(sd, self.post_message, poll=poll)
+        # Kept at hand: they are shown again every second.
+        self._health_pane = HealthPane(id="health")
+        self._progress_pane = ProgressPane(id="progress")
+        self._process_pane = ProcessPane(id="process", markup=False)
+        self._restart_table: RestartTable | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", markup=False)
-        yield HealthPane(id="health")
-        yield ProgressPane(id="progress")
-        yield ProcessPane(id="process", markup=False)
+        yield self._health_pane
+        yield self._progress_pane
+        yield self._process_pane
         kinds = (*log_kinds(self.sd), *(() if self.sd.legacy else ("restarts",)))
         yield LogTabs(kinds, id="logs")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self._restart_table = None if self.sd.legacy else self.query_one(RestartTable)
         mode = " · polling" if self.poll else ""
         legacy = " (legacy layout, read-only)" if self.sd.legacy else ""
         self.query_one("#title", Static).update(
@@ -237,16 +243,13 @@ class MonitorScreen(Screen[None]):
         if not self._read_once:
             health = _waiting(health)
         self.health = health
-        try:
-            self.query_one(HealthPane).show(health)
-            self.query_one(ProgressPane).show(health, self.snapshot, self.pace, now.wall_ms)
-            self.query_one(ProcessPane).show(
-                health, self.snapshot, self.usage, now.wall_ms, self._alive()
-            )
-            if not self.sd.legacy:
-                self.query_one(RestartTable).show(self.snapshot.restarts, now.wall_ms)
-        except NoMatches:  # not composed yet: the next message or tick shows it
-            return
+        if not self._health_pane.is_mounted:
+            return  # not composed yet: the next message or tick shows it
+        self._health_pane.show(health)
+        self._progress_pane.show(health, self.snapshot, self.pace, now.wall_ms)
+        self._process_pane.show(health, self.snapshot, self.usage, now.wall_ms, self._alive())
+        if self._restart_table is not None:
+            self._restart_table.show(self.snapshot.restarts, now.wall_ms)
         self.sub_title = f"{health.state.value}"
         self._raise_critical(health)
         allowed = (self._can("start"), self._can("stop"))

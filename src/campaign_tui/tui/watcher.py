@@ -36,8 +36,8 @@ from textual.message import Message
 
 from campaign_tui import statedir
 from campaign_tui.models import Heartbeat, Snapshot, SupervisorDoc, Unreadable
-from campaign_tui.procs import ProcessFacts
-from campaign_tui.snapshot import probe_processes, read_snapshot
+from campaign_tui.procs import HeldProber, ProcessFacts
+from campaign_tui.snapshot import directory_problems, pids_of, probe_processes, read_snapshot
 from campaign_tui.statedir import StateDir
 from campaign_tui.tail import Tailer, marker
 from campaign_tui.tui.inotify import GONE, IN_Q_OVERFLOW, Inotify, open_inotify
@@ -53,6 +53,10 @@ STEP_MS = 10
 BATCH_GAP = 0.05  # seconds: inotify events closer than this to the last batch wait for the next
 # output.log only moves the "last output" age: read the state at most this often for it
 OUTPUT_STATE_EVERY = 1.0
+# Under a working watch the files are read again anyway this often (seconds), even
+# when none of them looks changed from outside.
+FULL_RECONCILE_EVERY = 60.0
+USAGE_EVERY = 3.0  # seconds between samples of the campaign tree's CPU and memory, as top
 
 _STATE_FILES = (
     statedir.HEARTBEAT,
@@ -67,6 +71,8 @@ _STATE_FILES = (
 class StateRead(Message):
     """The state directory was read: a new snapshot, its processes and the pace."""
 
+    bubble = False  # for the screen that watches; the app has nothing to do with it
+
     def __init__(self, snapshot: Snapshot, procs: ProcessFacts, pace: Pace) -> None:
         super().__init__()
         self.snapshot = snapshot
@@ -77,6 +83,8 @@ class StateRead(Message):
 class ProcessesSampled(Message):
     """The once-a-second look at the processes (and the tick that re-judges the health)."""
 
+    bubble = False  # for the screen that watches; the app has nothing to do with it
+
     def __init__(self, procs: ProcessFacts, usage: TreeUsage | None) -> None:
         super().__init__()
         self.procs = procs
@@ -85,6 +93,8 @@ class ProcessesSampled(Message):
 
 class LogLines(Message):
     """New lines of one log; ``replace`` when they are the whole view (first read)."""
+
+    bubble = False  # for the screen that watches; the app has nothing to do with it
 
     def __init__(self, kind: str, lines: list[str], replace: bool = False) -> None:
         super().__init__()
@@ -146,7 +156,13 @@ class StateWatcher:
         self._results_name = sd.file(statedir.RESULTS).name
         self._output_name = sd.file(statedir.OUTPUT_LOG).name
         self._wanted = self._state_names | set(self._by_name) | {self._results_name}
+        self._wanted_sorted = sorted(self._wanted)
+        self._reconciled: tuple[object, ...] = ()
         self._sampler = TreeSampler()
+        self._prober = HeldProber()
+        self._usage: TreeUsage | None = None
+        self._usage_of: tuple[int | None, float | None] = (None, None)
+        self._usage_at = 0.0
         self._hb_pace = HeartbeatPace()
         self._results_pace = Pace()
         self._snapshot: Snapshot | None = None
@@ -162,6 +178,7 @@ class StateWatcher:
         self._watched: tuple[int, int] | None = None
         self._dir_fd: int | None = None
         self._last_reconcile = 0.0
+        self._last_check = 0.0
         self._last_state_read = 0.0
 
     # ------------------------------------------------------------------ the worker
@@ -173,6 +190,7 @@ class StateWatcher:
     async def reconcile(self, initial: bool = False) -> None:
         """Read everything again: the state, the pace and every log."""
         self._last_reconcile = time.monotonic()
+        self._reconciled = self._signature()  # before reading: a write meanwhile shows next time
         await self._read_state(results=True)
         for kind in self._tailers:
             await self._read_log(kind, initial=initial)
@@ -341,11 +359,33 @@ class StateWatcher:
             await asyncio.sleep(self.tick)
             if self._stop_watch is not None and self._watch_is_dead():
                 self._rearm()  # removed or recreated: re-arm the watch
-            if time.monotonic() - self._last_reconcile >= self.reconcile_every:
-                await self.reconcile()
-            async with self._lock:
-                procs, usage = await asyncio.to_thread(self._sample, self._snapshot)
+            now = time.monotonic()
+            if now - self._last_check >= self.reconcile_every:
+                self._last_check = now
+                if (
+                    now - self._last_reconcile >= FULL_RECONCILE_EVERY
+                    or self._signature() != self._reconciled
+                ):
+                    await self.reconcile()
+            # On the loop, not in a thread: a few small reads of /proc (never a disk),
+            # cheaper than the hand-off to a thread and back, once a second for hours.
+            procs, usage = self._sample(self._snapshot)
             self._post(ProcessesSampled(procs, usage))
+
+    def _signature(self) -> tuple[object, ...]:
+        """What the directory looks like from outside: a full or read-only filesystem,
+        and each file's inode, size and mtime; a statvfs and a handful of stats. The
+        periodic reconcile, a net under the watch, reads the files only when this
+        changed, so an idle monitor reads nothing."""
+        out: list[object] = [tuple(directory_problems(self.sd))]
+        for name in self._wanted_sorted:
+            try:
+                st = os.lstat(os.path.join(self.sd.path, name))
+            except OSError:
+                out.append(None)
+                continue
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
 
     def _hold(self, identity: tuple[int, int]) -> None:
         """Keep the watched directory open: its inode cannot be reused while we hold it,
@@ -421,12 +461,19 @@ class StateWatcher:
     def _sample(self, snap: Snapshot | None) -> tuple[ProcessFacts, TreeUsage | None]:
         if snap is None:
             return ProcessFacts(), None
-        procs = probe_processes(snap)
+        procs = self._prober.probe_all(pids_of(snap))
         pid, start = campaign_pid(snap)
-        return procs, self._sampler.sample(pid, start)
+        now = time.monotonic()
+        if procs.alive(pid, start) is False:
+            self._usage = None  # gone: no figures of a dead tree, not even for a second
+        elif (pid, start) != self._usage_of or now - self._usage_at >= USAGE_EVERY:
+            self._usage = self._sampler.sample(pid, start)
+            self._usage_of, self._usage_at = (pid, start), now
+        return procs, self._usage
 
     def close(self) -> None:
         self._closed = True
+        self._prober.close()
         self._rearm()
         with contextlib.suppress(RuntimeError):  # no running loop: nothing is registered
             self._drop_inotify()

@@ -12,13 +12,14 @@ import time
 from datetime import datetime
 from typing import Any, cast
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.styles import RulesMap
 from textual.timer import Timer
-from textual.widgets import DataTable, Label, Log, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Log, ProgressBar, Static, TabbedContent, TabPane
 from textual.widgets import Footer as TextualFooter
 
 from campaign_tui.clock import human_duration
@@ -46,6 +47,7 @@ LOG_TITLES = {
 }
 
 DIM = "dim"
+PACE_STEP_MS = 5000  # how often a rate (and ETA) is recomputed while no item finishes
 Part = str | tuple[str, str]
 
 
@@ -63,11 +65,17 @@ def clock_time(ms: int | None, now_ms: int | None = None) -> str:
     return when.strftime("%m-%d %H:%M")
 
 
-def age_text(seconds: float | None) -> str:
-    """An age that ticks in whole seconds (no flicker of tenths)."""
-    if seconds is None:
-        return "?"
-    return human_duration(float(int(seconds))) if seconds >= 1 else "0s"
+def uptime_text(seconds: float) -> str:
+    """An uptime to the minute, like ``uptime``: ``<1m``, ``12m``, ``3h05m``, ``2d04h``.
+
+    It does not tick every second: the heartbeat's age does that, once, in the
+    reason, and each ticking value costs the monitor a repaint a second.
+    """
+    if seconds < 60:
+        return "<1m"
+    if seconds < 3600:
+        return f"{int(seconds) // 60}m"
+    return human_duration(seconds)
 
 
 def size_text(n: int) -> str:
@@ -79,36 +87,63 @@ def size_text(n: int) -> str:
     return f"{value:.1f} GiB"  # pragma: no cover
 
 
-def set_content(widget: Static, content: Content) -> bool:
-    """Show ``content`` in ``widget`` unless it shows exactly that already.
+class LiveText(Static):
+    """Plain text that is replaced often: every second, for a ticking age.
 
-    ``Static.update`` lays the whole screen out again by default; the panes are
-    updated every second, so a layout is asked for only when the widget's size can
-    change: a different number of lines at its width, or, for a widget as wide as
-    its text, a different width. Returns whether anything was updated.
+    ``Static.update`` lays the whole screen out again by default; here a layout is
+    asked for only when the widget's size can change (a different number of lines
+    at its width or, for a widget as wide as its text, a different width), and its
+    width is remembered from its last resize rather than asked of the compositor
+    each time.
     """
-    old = widget.content
-    if isinstance(old, Content) and old.plain == content.plain and old.spans == content.spans:
-        return False
-    widget.update(content, layout=_resizes(widget, old, content))
-    return True
 
+    _width = 0
+    _groups: tuple[list[list[Part]], ...] | None = None
 
-def _resizes(widget: Static, old: object, new: Content) -> bool:
-    if not isinstance(old, Content):
+    def on_resize(self) -> None:
+        self._width = self.content_size.width
+
+    def set_content(self, content: Content) -> bool:
+        """Show ``content`` unless it is shown already; returns whether it was updated."""
+        old = self.content
+        if isinstance(old, Content) and old.plain == content.plain and old.spans == content.spans:
+            return False
+        self.update(content, layout=not isinstance(old, Content) or self._resizes(old, content))
         return True
-    width = widget.content_size.width
-    if width <= 0:
-        return True  # not laid out yet
-    styles = widget.styles
-    as_wide_as_text = styles.width is not None and styles.width.is_auto
-    if as_wide_as_text and old.cell_length != new.cell_length:
-        return True
-    if styles.height is None or styles.height.is_auto:
+
+    def set_groups(self, *lines: list[list[Part]]) -> bool:
+        """Show lines, each of groups of parts joined by a dim " · " (see :func:`_join`).
+
+        Most seconds nothing in them changed: comparing the parts is cheaper than
+        assembling them, so they are assembled only when they differ.
+        """
+        if lines == self._groups:
+            return False
+        self._groups = lines
+        return self.set_content(Content("\n").join(_join(groups) for groups in lines))
+
+    def _resizes(self, old: Content, new: Content) -> bool:
+        width = self._width
+        if width <= 0:
+            return True  # not laid out yet
+        styles = self.styles
+        if styles.width is not None and styles.width.is_auto and old.cell_length != new.cell_length:
+            return True
+        if styles.height is not None and not styles.height.is_auto:
+            return False
+        before, after = _unwrapped_lines(old, width), _unwrapped_lines(new, width)
+        if before is not None and after is not None:
+            return before != after
         # Styles answer get() as the RulesMap asks, and are what Textual's Widget passes.
         rules = cast(RulesMap, styles)
         return old.get_height(rules, width) != new.get_height(rules, width)
-    return False
+
+
+def _unwrapped_lines(content: Content, width: int) -> int | None:
+    """The number of lines of ``content`` when none of them is wider than ``width``
+    (the common case, and cheap to tell), else None."""
+    lines = content.plain.split("\n")
+    return len(lines) if all(cell_len(line) <= width for line in lines) else None
 
 
 def _join(parts: list[list[Part]], sep: str = " · ") -> Content:
@@ -124,21 +159,28 @@ def _join(parts: list[list[Part]], sep: str = " · ") -> Content:
 class HealthPane(Vertical):
     """The verdict: the state in words (and colour), the reason, what to do."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._word = LiveText("…", id="state-word", markup=False)
+        self._reason = LiveText(id="reason", markup=False)
+        self._action = LiveText(id="action", markup=False)
+        self._state: State | None = None
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="health-row"):
-            yield Label("…", id="state-word")
-            yield Static(id="reason", markup=False)
-        yield Static(id="action", markup=False)
+            yield self._word
+            yield self._reason
+        yield self._action
 
     def show(self, health: Health) -> None:
         state = health.state
-        for each in State:
-            self.set_class(each is state, f"-{each.value.lower()}")
-        set_content(
-            self.query_one("#state-word", Label), Content(f" {SYMBOLS[state]} {state.value} ")
-        )
-        set_content(self.query_one("#reason", Static), Content(health.reason))
-        set_content(self.query_one("#action", Static), Content.assemble(("→ ", DIM), health.action))
+        if state is not self._state:
+            self._state = state
+            for each in State:
+                self.set_class(each is state, f"-{each.value.lower()}")
+            self._word.set_content(Content(f" {SYMBOLS[state]} {state.value} "))
+        self._reason.set_groups([[health.reason]])
+        self._action.set_groups([[("→ ", DIM), health.action]])
 
 
 class Footer(TextualFooter):
@@ -172,13 +214,18 @@ class StillBar(ProgressBar):
 class ProgressPane(Vertical):
     """How far, how fast, and how fresh."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._progress_bar = StillBar(total=100, show_eta=False, show_percentage=False, id="bar")
+        self._counts = LiveText(id="counts", markup=False)
+        self._detail = LiveText(id="detail", markup=False)
+        self._bar: tuple[float, float] | None = None
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="progress-row"):
-            yield StillBar(total=100, show_eta=False, show_percentage=False, id="bar")
-            yield Static(id="counts", markup=False)
-        yield Static(id="detail", markup=False)
-
-    _bar: tuple[float, float] | None = None
+            yield self._progress_bar
+            yield self._counts
+        yield self._detail
 
     def show(self, health: Health, snap: Snapshot, pace: Pace, now_ms: int) -> None:
         p = health.progress
@@ -186,7 +233,7 @@ class ProgressPane(Vertical):
         bar = (p.total, min(p.tested or 0, p.total)) if p.total else (1, 0)
         if bar != self._bar:
             self._bar = bar
-            self.query_one("#bar", ProgressBar).update(total=bar[0], progress=bar[1])
+            self._progress_bar.update(total=bar[0], progress=bar[1])
         counts: list[list[Part]] = []
         if p.tested is not None:
             of = f"/{p.total}" if p.total is not None else ""
@@ -205,32 +252,32 @@ class ProgressPane(Vertical):
             if n is not None
         ]
         counts.extend(shown)
-        set_content(self.query_one("#counts", Static), _join(counts))
+        self._counts.set_groups(counts)
 
         detail: list[list[Part]] = []
         if p.item:
             detail.append([("item ", DIM), p.item])
         # A campaign that is over goes no slower: its rate is the one at its last result.
-        rate = pace.rate_at(pace.last_ms if is_final(health, snap) and pace.last_ms else now_ms)
+        # A running one slows down while nothing finishes, in steps of PACE_STEP_MS:
+        # a rate and an ETA that changed every second would be noise to read.
+        at = pace.last_ms if is_final(health, snap) and pace.last_ms else now_ms
+        at -= at % PACE_STEP_MS
+        rate = pace.rate_at(at)
         if rate:
             detail.append([f"{rate:.1f}", ("/min", DIM)])
             remaining = (
                 (p.total - p.tested) if p.total is not None and p.tested is not None else None
             )
-            eta = pace.eta(remaining, now_ms)
+            eta = pace.eta(remaining, at)
             if eta is not None and health.state in (State.HEALTHY, State.STALE):
                 detail.append([("ETA ", DIM), human_duration(eta)])
+        # When, not how long ago: the reason above counts the age up live.
         hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
-        fresh = health.freshness
         if hb is not None and hb.at_ms is not None:
-            detail.append(
-                [("heartbeat ", DIM), clock_time(hb.at_ms, now_ms), f" ({age_text(fresh.age)} ago)"]
-            )
-        elif fresh.age is not None:
-            detail.append([(f"{fresh.source} ", DIM), f"{age_text(fresh.age)} ago"])
-        else:
+            detail.append([("heartbeat at ", DIM), clock_time(hb.at_ms, now_ms)])
+        elif health.freshness.age is None:
             detail.append([("no heartbeat yet", DIM)])
-        set_content(self.query_one("#detail", Static), _join(detail))
+        self._detail.set_groups(detail)
 
 
 def is_final(health: Health, snap: Snapshot) -> bool:
@@ -243,7 +290,7 @@ def is_final(health: Health, snap: Snapshot) -> bool:
     return sup is None or sup.state == "gave_up"
 
 
-class ProcessPane(Static):
+class ProcessPane(LiveText):
     """The supervisor and the campaign's process tree."""
 
     def show(
@@ -255,12 +302,10 @@ class ProcessPane(Static):
         alive: dict[str, bool | None],
     ) -> None:
         sup = snap.supervisor if isinstance(snap.supervisor, SupervisorDoc) else None
-        lines: list[Content] = []
+        lines: list[list[list[Part]]] = []
         if sup is None:
             lines.append(
-                Content.assemble(
-                    ("no supervisor", "bold"), (" · no auto-restart; ", DIM), health.process
-                )
+                [[("no supervisor", "bold"), (" · no auto-restart; ", DIM), health.process]]
             )
         else:
             state_style = "bold $text-error" if sup.state == "gave_up" else "bold"
@@ -271,7 +316,7 @@ class ProcessPane(Static):
                 gone = "" if alive.get("supervisor") is not False else " (exited)"
                 first.append([("pid ", DIM), f"{sup.pid}{gone}"])
             if sup.started_ms is not None and alive.get("supervisor"):
-                first.append([("up ", DIM), human_duration(max(0, now_ms - sup.started_ms) / 1000)])
+                first.append([("up ", DIM), uptime_text((now_ms - sup.started_ms) / 1000)])
             if sup.attempt is not None:
                 first.append([("attempt ", DIM), str(sup.attempt)])
             of = f"/{sup.max_restarts}" if sup.max_restarts is not None else ""
@@ -281,19 +326,19 @@ class ProcessPane(Static):
                 first.append(
                     [("next restart in ", DIM), (human_duration(left), "bold $text-warning")]
                 )
-            lines.append(_join(first))
+            lines.append(first)
         if usage is not None:
             second: list[list[Part]] = [
                 [("campaign pid ", DIM), str(usage.pid)],
-                [("up ", DIM), human_duration(max(0.0, now_ms / 1000 - usage.started))],
+                [("up ", DIM), uptime_text(now_ms / 1000 - usage.started)],
                 [str(usage.processes), (" process" + ("es" if usage.processes != 1 else ""), DIM)],
                 [("CPU ", DIM), f"{usage.cpu_percent:.0f}%"],
                 [("mem ", DIM), size_text(usage.rss_bytes)],
             ]
-            lines.append(_join(second))
+            lines.append(second)
         else:
-            lines.append(Content.assemble(("campaign not running", DIM)))
-        set_content(self, Content("\n").join(lines))
+            lines.append([[("campaign not running", DIM)]])
+        self.set_groups(*lines)
 
 
 class RestartTable(DataTable):
