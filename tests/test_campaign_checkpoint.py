@@ -68,3 +68,30 @@ def test_every_ending_leaves_an_exact_checkpoint(tmp_path: Path, ending: type) -
     done = checkpoint(sd)
     assert (done["tested"], done["last_item"]) == (7, "i6")
     assert json.loads((sd / "status.json").read_text())["status"] in ("CRASHED", "INTERRUPTED")
+
+
+def test_a_long_item_after_fast_ones_shows_every_outcome_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checkpoint lags (written at most once a second), so the heartbeat that
+    # starts the long item carries the outcomes, and the judgement counts them.
+    from campaign_tui import clock as clock_module
+    from campaign_tui import statedir
+    from campaign_tui.health import judge
+    from campaign_tui.snapshot import probe_processes, read_snapshot
+
+    sd = tmp_path / "c"
+    frozen = [100.0]
+    monkeypatch.setattr("campaign_tui.campaign.time.monotonic", lambda: frozen[0])
+    with Campaign(state_dir=sd, total=9) as campaign:
+        for n in range(7):
+            with campaign.item(f"i{n}") as it:
+                if n in (2, 5):
+                    it.fail("no")
+        with campaign.item("long"):
+            assert checkpoint(sd)["passed"] == 1  # only the first item: not yet due again
+            beat = json.loads((sd / "heartbeat.json").read_text())
+            assert (beat["passed"], beat["failed"], beat["errors"]) == (5, 2, 0)
+            snap = read_snapshot(statedir.resolve(state_dir=sd))
+            progress = judge(snap, clock_module.now(), probe_processes(snap)).progress
+            assert (progress.tested, progress.passed, progress.failed) == (7, 5, 2)

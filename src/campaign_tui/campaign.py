@@ -408,6 +408,7 @@ class Campaign:
             attempt=self.attempt,
             stale_after=self.stale_after,
             diag_signal=self._capture.diag_signal if self._capture else None,
+            outcomes=(self.passed, self.failed, self.errors),
         )
         self._writer.json(statedir.HEARTBEAT, doc)
 

@@ -141,14 +141,23 @@ def _progress(hb: Heartbeat | None, cp: Checkpoint | None) -> Progress:
     if percent is None and tested is not None and total:
         percent = 100.0 * tested / total
     item = hb.item if hb and hb.item else (cp.last_item if cp else None)
+    # The checkpoint is replaced at most once a second; a heartbeat that counts as
+    # many items or more has the newer outcomes.
+    counts: Heartbeat | Checkpoint | None = cp
+    if (
+        hb is not None
+        and hb.passed is not None
+        and (cp is None or cp.tested is None or (hb.tested or 0) >= cp.tested)
+    ):
+        counts = hb
     return Progress(
         tested=tested,
         total=total,
         percent=percent,
         item=item,
-        passed=cp.passed if cp else None,
-        failed=cp.failed if cp else None,
-        errors=cp.errors if cp else None,
+        passed=counts.passed if counts else None,
+        failed=counts.failed if counts else None,
+        errors=counts.errors if counts else None,
     )
 
 

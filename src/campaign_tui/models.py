@@ -121,6 +121,11 @@ class Heartbeat:
     stale_after: float | None = None
     diag_signal: str | None = None
     source: str | None = None
+    # Outcomes so far; our writers put them here too because the checkpoint is
+    # replaced at most once a second and may not yet count the newest items.
+    passed: int | None = None
+    failed: int | None = None
+    errors: int | None = None
 
     @classmethod
     def parse(cls, doc: object) -> Heartbeat | Unreadable:
@@ -146,6 +151,9 @@ class Heartbeat:
             stale_after=_positive(_float(doc, "stale_after")),
             diag_signal=_text(doc, "diag_signal", limit=16),
             source=_text(doc, "source", limit=20),
+            passed=_nonneg(_int(doc, "passed")),
+            failed=_nonneg(_int(doc, "failed")),
+            errors=_nonneg(_int(doc, "errors")),
         )
 
 

@@ -121,8 +121,12 @@ def heartbeat_doc(
     stale_after: float | None = None,
     diag_signal: str | None = None,
     source: str = "campaign",
+    outcomes: tuple[int, int, int] | None = None,
 ) -> dict[str, object]:
-    """A heartbeat as our writers make it: the seed's fields plus what makes it trustworthy."""
+    """A heartbeat as our writers make it: the seed's fields plus what makes it trustworthy.
+
+    ``outcomes`` is (passed, failed, errors) so far, for writers that know them.
+    """
     percent = f"{100.0 * tested / total:.1f}" if tested is not None and total else None
     doc: dict[str, object] = {
         **stamp(),
@@ -143,6 +147,8 @@ def heartbeat_doc(
         doc["stale_after"] = stale_after
     if diag_signal:
         doc["diag_signal"] = diag_signal
+    if outcomes is not None:
+        doc["passed"], doc["failed"], doc["errors"] = outcomes
     return doc
 
 
