@@ -342,3 +342,41 @@ def test_logs_restarts_reads_as_sentences(tmp_path: Path) -> None:
     )
     assert out[1].endswith("attempt 2 ended: complete (exit code 0), up 0.7s")
     assert out[2] == "not json"
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        ([], "tui"),
+        (["status", "--json"], "status"),
+        (["--state-dir", "d", "status", "--stale-after", "90s"], "status"),
+        (["--name=x", "--poll", "logs", "errors", "-n", "5"], "logs"),
+        (["--layout", "legacy", "beat", "--item", "a", "--failed"], "beat"),
+        (["run", "--detach", "--max-restarts", "3", "--", "sh", "-c", "exit 1"], "run"),
+        (["start", "--stop-timeout", "2"], "start"),
+        (["tui", "--poll"], "tui"),
+        (["--config", "c.toml", "metrics", "--all"], "metrics"),
+    ],
+)
+def test_building_only_the_named_command_parses_as_the_whole_parser_does(
+    argv: list[str], command: str
+) -> None:
+    from campaign_tui.cli import build_parser, command_of
+
+    assert command_of(argv) == command
+    assert build_parser(only=command).parse_args(argv) == build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["-h"], None),  # the whole parser: its help lists every command
+        (["--stat", "d", "status"], None),  # an abbreviation: leave it to argparse
+        (["--name", "status", "stop"], "stop"),
+        (["bogus"], None),  # argparse says which commands there are
+    ],
+)
+def test_the_command_is_named_only_when_certain(argv: list[str], command: str | None) -> None:
+    from campaign_tui.cli import command_of
+
+    assert command_of(argv) == command

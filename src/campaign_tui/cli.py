@@ -131,7 +131,94 @@ def _supervisor_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _tui_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--poll", action="store_true", default=argparse.SUPPRESS, help="poll files (for NFS)"
+    )
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detach", action="store_true", help="run as a background daemon; print its pid"
+    )
+    _supervisor_options(p)
+    p.add_argument(
+        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]", help="the campaign's command"
+    )
+
+
+def _status_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--stale-after", type=_duration, metavar="S", help="override the hang limit")
+
+
+def _logs_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "kind",
+        nargs="?",
+        default="progress",
+        choices=LOG_KINDS,
+        help="which log (default progress)",
+    )
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument(
+        "-n", "--lines", type=_count, default=20, metavar="N", help="how many lines (default 20)"
+    )
+
+
+def _metrics_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="every campaign under the state root")
+
+
+def _beat_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--item", help="the item being tested now (or just finished)")
+    p.add_argument("--tested", type=_count, metavar="N", help="items finished so far")
+    p.add_argument("--total", type=_count, metavar="N", help="items in the campaign")
+    outcome = p.add_mutually_exclusive_group()
+    for flag in ("passed", "failed", "error", "skipped"):
+        outcome.add_argument(
+            f"--{flag}",
+            dest="outcome",
+            action="store_const",
+            const=flag,
+            help=f"record --item as {flag}",
+        )
+    p.add_argument("--message", default="", help="a message for the outcome or the status")
+    p.add_argument(
+        "--status",
+        type=str.upper,
+        choices=("RUNNING", "COMPLETE", "CRASHED", "TERMINATED"),
+        help="declare the campaign's status (COMPLETE when the loop is done)",
+    )
+    p.add_argument("--pid", type=_count, help="the campaign's pid (default: the calling shell)")
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "tui": ("the full-screen monitor (the default command)", _tui_options),
+    "run": ("supervise CMD: restart it after a crash, record why it ended", _run_options),
+    "start": ("start the recorded campaign detached (refuses if it runs)", _supervisor_options),
+    "stop": ("stop the running campaign (the whole process tree)", _no_options),
+    "restart": ("restart the running campaign now (not counted as a crash)", _no_options),
+    "status": ("health verdict; exit code for monitoring", _status_options),
+    "logs": ("print or follow one of the campaign's logs", _logs_options),
+    "metrics": ("Prometheus text exposition of the campaign (or --all)", _metrics_options),
+    "beat": ("report progress from a shell campaign", _beat_options),
+    "demo": ("a simulated campaign under the supervisor, with the TUI", _no_options),
+}
+# The options before a command that take a value, and those that do not.
+_MAIN_VALUED = ("--name", "--state-dir", "--layout", "--config")
+_MAIN_FLAGS = ("--poll",)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``only``, just that command's: building every command's
+    parser is most of argparse's start-up, and ``status`` may run every minute
+    from monitoring. ``only`` must be the command the arguments name (see
+    :func:`command_of`)."""
     parser = _Parser(
         prog=PROG,
         description=DESCRIPTION,
@@ -144,77 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll", action="store_true", help="TUI: poll files (for NFS) instead of inotify"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p, suppress=True)
-        return p
-
-    tui = add("tui", "the full-screen monitor (the default command)")
-    tui.add_argument(
-        "--poll", action="store_true", default=argparse.SUPPRESS, help="poll files (for NFS)"
-    )
-
-    run = add("run", "supervise CMD: restart it after a crash, record why it ended")
-    run.add_argument(
-        "--detach", action="store_true", help="run as a background daemon; print its pid"
-    )
-    _supervisor_options(run)
-    run.add_argument(
-        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]", help="the campaign's command"
-    )
-
-    start = add("start", "start the recorded campaign detached (refuses if it runs)")
-    _supervisor_options(start)
-    add("stop", "stop the running campaign (the whole process tree)")
-    add("restart", "restart the running campaign now (not counted as a crash)")
-
-    status = add("status", "health verdict; exit code for monitoring")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument(
-        "--stale-after", type=_duration, metavar="S", help="override the hang limit"
-    )
-
-    logs = add("logs", "print or follow one of the campaign's logs")
-    logs.add_argument(
-        "kind",
-        nargs="?",
-        default="progress",
-        choices=LOG_KINDS,
-        help="which log (default progress)",
-    )
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    logs.add_argument(
-        "-n", "--lines", type=_count, default=20, metavar="N", help="how many lines (default 20)"
-    )
-
-    metrics = add("metrics", "Prometheus text exposition of the campaign (or --all)")
-    metrics.add_argument("--all", action="store_true", help="every campaign under the state root")
-
-    beat = add("beat", "report progress from a shell campaign")
-    beat.add_argument("--item", help="the item being tested now (or just finished)")
-    beat.add_argument("--tested", type=_count, metavar="N", help="items finished so far")
-    beat.add_argument("--total", type=_count, metavar="N", help="items in the campaign")
-    outcome = beat.add_mutually_exclusive_group()
-    for flag in ("passed", "failed", "error", "skipped"):
-        outcome.add_argument(
-            f"--{flag}",
-            dest="outcome",
-            action="store_const",
-            const=flag,
-            help=f"record --item as {flag}",
-        )
-    beat.add_argument("--message", default="", help="a message for the outcome or the status")
-    beat.add_argument(
-        "--status",
-        type=str.upper,
-        choices=("RUNNING", "COMPLETE", "CRASHED", "TERMINATED"),
-        help="declare the campaign's status (COMPLETE when the loop is done)",
-    )
-    beat.add_argument("--pid", type=_count, help="the campaign's pid (default: the calling shell)")
-
-    add("demo", "a simulated campaign under the supervisor, with the TUI")
+    for name, (help_text, options) in SUBCOMMANDS.items():
+        if only is None or name == only:
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            _common(p, suppress=True)
+            options(p)
     return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (``tui`` when none), when that is certain without
+    argparse: only the main options, spelled out in full, may come before it.
+    None otherwise."""
+    words = iter(argv)
+    for word in words:
+        if word in _MAIN_FLAGS:
+            continue
+        if word in _MAIN_VALUED:
+            next(words, None)
+            continue
+        if word.startswith(tuple(f"{o}=" for o in _MAIN_VALUED)):
+            continue
+        return word if word in SUBCOMMANDS else None
+    return "tui"
 
 
 # ----------------------------------------------------------------- helpers
@@ -454,7 +493,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``campaign-tui``; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(only=command_of(words)).parse_args(words)
         return COMMANDS[args.command or "tui"](args)
     except UsageError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
