@@ -274,7 +274,7 @@ def test_opening_and_closing_the_help_frees_what_it_made(shared: Any) -> None:
                 return sum(isinstance(o, (HelpScreen, FooterKey)) for o in gc.get_objects())
 
             before = await cycle(2)
-            after = await cycle(10)
+            after = await cycle(5)
             assert after <= before, (before, after)
             assert len(app.screen_stack) == 2
 

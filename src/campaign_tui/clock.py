@@ -65,7 +65,8 @@ def human_duration(seconds: float | None) -> str:
     if s < 60:
         # tenths only where they say something: settings like 0.5s, not "0.0s"
         # whole seconds truncated, not rounded: an age reads the same wherever it is shown
-        text = f"{abs(seconds):.1f}s" if 0.05 <= abs(seconds) < 1 else f"{s}s"
+        tenths = int(abs(seconds) * 10)
+        text = f"0.{tenths}s" if 0 < tenths < 10 else f"{s}s"
     elif s < 3600:
         text = f"{s // 60}m{s % 60:02d}s"
     elif s < 86400:

@@ -239,7 +239,7 @@ def test_stop_never_signals_a_group_whose_leader_pid_was_reused(
         "child_start": start,
         "attempt": 1,
         "run_id": "",
-        "settings": {"command": ["true"], "stop_timeout": 6},
+        "settings": {"command": ["true"], "stop_timeout": 4},
     }
     sup.dir.mkdir(mode=0o700)
     (sup.dir / "supervisor.json").write_text(json.dumps(doc))

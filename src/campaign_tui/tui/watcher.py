@@ -367,9 +367,7 @@ class StateWatcher:
                     or self._signature() != self._reconciled
                 ):
                     await self.reconcile()
-            # On the loop, not in a thread: a few small reads of /proc (never a disk),
-            # cheaper than the hand-off to a thread and back, once a second for hours.
-            procs, usage = self._sample(self._snapshot)
+            procs, usage = await self._sample(self._snapshot)
             self._post(ProcessesSampled(procs, usage))
 
     def _signature(self) -> tuple[object, ...]:
@@ -458,16 +456,21 @@ class StateWatcher:
         if lines or initial:
             self._post(LogLines(kind, _bounded(lines), replace=initial))
 
-    def _sample(self, snap: Snapshot | None) -> tuple[ProcessFacts, TreeUsage | None]:
+    async def _sample(self, snap: Snapshot | None) -> tuple[ProcessFacts, TreeUsage | None]:
         if snap is None:
             return ProcessFacts(), None
+        # Liveness on the loop: a held process costs a poll of its pidfd, cheaper
+        # than a hand-off to a thread and back, once a second for hours.
         procs = self._prober.probe_all(pids_of(snap))
         pid, start = campaign_pid(snap)
         now = time.monotonic()
         if procs.alive(pid, start) is False:
             self._usage = None  # gone: no figures of a dead tree, not even for a second
         elif (pid, start) != self._usage_of or now - self._usage_at >= USAGE_EVERY:
-            self._usage = self._sampler.sample(pid, start)
+            # The tree's walk grows with the tree: in a thread, so a campaign of
+            # thousands of processes cannot stall the screen.
+            async with self._lock:
+                self._usage = await asyncio.to_thread(self._sampler.sample, pid, start)
             self._usage_of, self._usage_at = (pid, start), now
         return procs, self._usage
 
