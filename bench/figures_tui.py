@@ -34,8 +34,8 @@ def tui_argv(sd: Path) -> list[str]:
     return [*campaign_tui(), "tui", "--state-dir", str(sd)]
 
 
-def bare_argv(marker: str) -> list[str]:
-    return [sys.executable, str(BARE_APP), marker]
+def bare_argv(marker: str, tick: bool = False) -> list[str]:
+    return [sys.executable, str(BARE_APP), marker, *(["--tick"] if tick else [])]
 
 
 # ---------------------------------------------------------------------- state directories

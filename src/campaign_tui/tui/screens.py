@@ -275,9 +275,11 @@ class MonitorScreen(Screen[None]):
         sup = self.supervisor
         gave_up = sup is not None and sup.state == "gave_up"
         key = (health.state, gave_up)
+        if not self._read_once:
+            return  # the state before the first read is no state to change from
         previous, self._alert_key = self._alert_key, key
-        if previous is None or previous == key or not self._read_once:
-            return
+        if previous is None or previous == key:
+            return  # a campaign found stale or crashed is not news: the badge says it
         if (health.state in CRITICAL_STATES and previous[0] != health.state) or (
             gave_up and not previous[1]
         ):

@@ -220,6 +220,7 @@ class ProgressPane(Vertical):
         self._counts = LiveText(id="counts", markup=False)
         self._detail = LiveText(id="detail", markup=False)
         self._bar: tuple[float, float] | None = None
+        self._shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="progress-row"):
@@ -228,7 +229,20 @@ class ProgressPane(Vertical):
         yield self._detail
 
     def show(self, health: Health, snap: Snapshot, pace: Pace, now_ms: int) -> None:
+        final = is_final(health, snap)
+        # A campaign that is over goes no slower: its rate is the one at its last result.
+        # A running one slows down while nothing finishes, in steps of PACE_STEP_MS:
+        # a rate and an ETA that changed every second would be noise to read.
+        at = pace.last_ms if final and pace.last_ms else now_ms
+        at -= at % PACE_STEP_MS
         p = health.progress
+        # All this pane shows comes from these (today's date for the heartbeat's time);
+        # most seconds none of them moved.
+        today = time.localtime(now_ms / 1000)[:3]
+        key = (p, health.state, health.freshness.age is None, snap.heartbeat, pace, at, today)
+        if key == self._shown:
+            return
+        self._shown = key
         # unknown total: an empty bar, never the animation
         bar = (p.total, min(p.tested or 0, p.total)) if p.total else (1, 0)
         if bar != self._bar:
@@ -257,11 +271,6 @@ class ProgressPane(Vertical):
         detail: list[list[Part]] = []
         if p.item:
             detail.append([("item ", DIM), p.item])
-        # A campaign that is over goes no slower: its rate is the one at its last result.
-        # A running one slows down while nothing finishes, in steps of PACE_STEP_MS:
-        # a rate and an ETA that changed every second would be noise to read.
-        at = pace.last_ms if is_final(health, snap) and pace.last_ms else now_ms
-        at -= at % PACE_STEP_MS
         rate = pace.rate_at(at)
         if rate:
             detail.append([f"{rate:.1f}", ("/min", DIM)])
