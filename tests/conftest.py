@@ -37,6 +37,28 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "c
         time.sleep(0.02)
 
 
+async def until(
+    pilot: Any,
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "",
+    shown: Callable[[], object] | None = None,
+) -> T:
+    """Let a Textual app under ``pilot`` run until ``predicate()`` is truthy, and
+    return that; on a timeout, say what ``shown()`` showed instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            seen = f" (shown instead: {shown()!r})" if shown is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate}{seen}"
+            )
+        await pilot.pause(0.02)
+
+
 class ProcessTracker:
     """Starts subprocesses for one test and ends every one of them by pid."""
 

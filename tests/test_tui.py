@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from campaign_tui.tui.screens import (
 )
 from campaign_tui.tui.widgets import HealthPane, LogTabs, RestartTable
 from campaign_tui.writer import StateWriter, heartbeat_doc
+from conftest import until
 from tui_scenes import MARKER_VAR, Scenes, read_json, wait_for
 
 SIZE = (80, 24)
@@ -51,28 +52,6 @@ SIZE = (80, 24)
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(coro)
-
-
-async def until(
-    pilot: Pilot[Any],
-    predicate: Callable[[], Any],
-    timeout: float = 10.0,
-    what: str = "",
-    shown: Callable[[], object] | None = None,
-) -> Any:
-    """Let the app run until ``predicate()`` is truthy; on a timeout, say what
-    ``shown()`` showed instead."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            seen = f" (shown instead: {shown()!r})" if shown is not None else ""
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what or predicate}{seen}"
-            )
-        await pilot.pause(0.02)
 
 
 def find(app: CampaignApp, selector: str | type[Widget], kind: type[Widget] = Widget) -> Any:

@@ -10,42 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 from textual.content import Content
 from textual.css.query import NoMatches
-from textual.pilot import Pilot
 from textual.widgets import Static
 
 from campaign_tui import statedir
 from campaign_tui.statedir import StateDir
 from campaign_tui.tui.app import CampaignApp
 from campaign_tui.writer import StateWriter, heartbeat_doc
+from conftest import until
 
 SIZE = (80, 24)
 STILL = ("#counts", "#detail", "#action", "#state-word")
-
-
-async def until(
-    pilot: Pilot[Any],
-    predicate: Callable[[], Any],
-    timeout: float,
-    what: str,
-    shown: Callable[[], object] | None = None,
-) -> Any:
-    """Let the app run until ``predicate()`` is truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            seen = f" (shown instead: {shown()!r})" if shown is not None else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
-        await pilot.pause(0.02)
 
 
 def static(app: CampaignApp, selector: str) -> Static | None:
