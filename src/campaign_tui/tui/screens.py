@@ -231,8 +231,9 @@ class MonitorScreen(Screen[None]):
         self.refresh_view()
 
     def on_log_lines(self, message: LogLines) -> None:
+        lines, replace = self.watcher.take_lines(message.kind)
         try:
-            self.query_one(LogTabs).write(message.kind, message.lines, message.replace)
+            self.query_one(LogTabs).write(message.kind, lines, replace)
         except NoMatches:  # the screen is being taken down (back to the picker)
             return
 

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,15 +93,18 @@ class ProcessesSampled(Message):
 
 
 class LogLines(Message):
-    """New lines of one log; ``replace`` when they are the whole view (first read)."""
+    """Lines of one log wait in the watcher: take them with :meth:`StateWatcher.take_lines`.
+
+    At most one is on its way per log, and the lines wait in a backlog as long as a
+    view (older ones make way), so a firehose cannot pile messages up behind a busy
+    screen: the screen takes what is newest when it gets to it.
+    """
 
     bubble = False  # for the screen that watches; the app has nothing to do with it
 
-    def __init__(self, kind: str, lines: list[str], replace: bool = False) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self.lines = lines
-        self.replace = replace
 
 
 def log_kinds(sd: StateDir) -> tuple[str, ...]:
@@ -116,10 +120,30 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _bounded(lines: list[str]) -> list[str]:
-    if len(lines) <= LOG_LINES:
-        return lines
-    return [marker(f"{len(lines) - LOG_LINES + 1} lines not shown"), *lines[-LOG_LINES + 1 :]]
+class _Backlog:
+    """The lines of one log read but not yet taken by the screen."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.dropped = 0  # lines that made way for newer ones before the screen took them
+        self.replace = False  # the lines are the whole view (a first read)
+        self.announced = False  # a LogLines for them is on its way
+
+    def add(self, lines: list[str], replace: bool) -> None:
+        if replace:
+            self.lines.clear()
+            self.dropped, self.replace = 0, True
+        self.dropped += max(0, len(self.lines) + len(lines) - LOG_LINES)
+        self.lines.extend(lines)
+
+    def take(self) -> tuple[list[str], bool]:
+        lines = list(self.lines)
+        if self.dropped:  # room for the marker: the view holds LOG_LINES lines
+            lines = [marker(f"{self.dropped + 1} lines not shown"), *lines[1:]]
+        replace = self.replace
+        self.lines.clear()
+        self.dropped, self.replace, self.announced = 0, False, False
+        return lines, replace
 
 
 @dataclass
@@ -152,6 +176,7 @@ class StateWatcher:
         self.stats = WatchStats()
         self._tailers = {kind: Tailer(sd.log(kind)) for kind in log_kinds(sd)}
         self._by_name = {t.path.name: kind for kind, t in self._tailers.items()}
+        self._backlogs = {kind: _Backlog() for kind in self._tailers}
         self._state_names = {sd.file(name).name for name in _STATE_FILES}
         self._results_name = sd.file(statedir.RESULTS).name
         self._output_name = sd.file(statedir.OUTPUT_LOG).name
@@ -454,7 +479,16 @@ class StateWatcher:
             else:
                 lines = await asyncio.to_thread(tailer.poll, max_bytes=POLL_BUDGET)
         if lines or initial:
-            self._post(LogLines(kind, _bounded(lines), replace=initial))
+            backlog = self._backlogs[kind]
+            backlog.add(lines, replace=initial)
+            if not backlog.announced:
+                backlog.announced = True
+                self._post(LogLines(kind))
+
+    def take_lines(self, kind: str) -> tuple[list[str], bool]:
+        """The lines of log ``kind`` read since the last take (a marker first when
+        some made way for newer ones), and whether they replace the whole view."""
+        return self._backlogs[kind].take()
 
     async def _sample(self, snap: Snapshot | None) -> tuple[ProcessFacts, TreeUsage | None]:
         if snap is None:
