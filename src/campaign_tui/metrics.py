@@ -12,15 +12,13 @@ re-run items), restarts a counter read from restarts.jsonl.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from campaign_tui import statedir
 from campaign_tui.clock import Now
 from campaign_tui.health import Health, State
 from campaign_tui.models import Checkpoint, Heartbeat, Snapshot, StatusDoc, SupervisorDoc
@@ -175,20 +173,5 @@ def write_textfile(directory: Path, campaign: str, text: str) -> Path:
     another user). The temp file does not end in ``.prom``, so the collector skips it.
     Raises OSError."""
     target = directory / textfile_name(campaign)
-    tmp = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o644)
-    try:
-        try:
-            os.fchmod(fd, 0o644)  # whatever the umask
-            view = memoryview(text.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    statedir.replace_atomically(target, text.encode("utf-8"), mode=0o644)
     return target

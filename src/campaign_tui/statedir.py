@@ -286,17 +286,26 @@ def mtime_ms(path: Path) -> int | None:
 
 
 def write_json(path: Path, doc: object, *, fsync: bool = False) -> None:
-    """Replace ``path`` atomically with ``doc`` as JSON. Raises OSError on failure.
-
-    The temp name is unpredictable and created with O_EXCL|O_NOFOLLOW, so a link
-    planted in the directory cannot redirect the write; ``os.replace`` replaces a
-    link at ``path`` itself rather than writing through it.
-    """
+    """Replace ``path`` atomically with ``doc`` as JSON. Raises OSError on failure."""
     data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    replace_atomically(path, data, fsync=fsync)
+
+
+def replace_atomically(path: Path, data: bytes, *, mode: int = 0o600, fsync: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically: a reader sees the old file or the new
+    one, never half of either. Raises OSError on failure.
+
+    The temp name starts with a dot, does not end like ``path`` and is unpredictable;
+    it is created with O_EXCL|O_NOFOLLOW, so a link planted in the directory cannot
+    redirect the write, and ``os.replace`` replaces a link at ``path`` itself rather
+    than writing through it. ``mode`` is set whatever the umask.
+    """
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, mode)
     try:
         try:
+            if mode != 0o600:
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
