@@ -998,13 +998,16 @@ class Supervisor:
         killed = proctree.terminate(
             self._leftovers, None, self.settings.stop_timeout, self._wait_a_little
         )
+        self._say_killed(killed)
+        self._reap()
+
+    def _say_killed(self, killed: int) -> None:
         if killed:
             self._say(
                 "WARNING",
                 f"{killed} process(es) ignored SIGTERM for "
                 f"{self.settings.stop_timeout:g}s and were killed",
             )
-        self._reap()
 
     def _end_tree(self, child: Child) -> None:
         """Record the intent durably, SIGTERM the group, wait, SIGKILL, sweep."""
@@ -1026,12 +1029,7 @@ class Supervisor:
         if left:
             proctree.signal_all(left, signal.SIGKILL)
             killed += len(left)
-        if killed:
-            self._say(
-                "WARNING",
-                f"{killed} process(es) ignored SIGTERM for "
-                f"{self.settings.stop_timeout:g}s and were killed",
-            )
+        self._say_killed(killed)
         self._reap()
         if child.popen is not None and child.status is None:
             # reaped by nobody yet: it must be gone now

@@ -264,11 +264,8 @@ class StateWatcher:
         except (NotImplementedError, RuntimeError, OSError):
             return False
         while not self._closed:
-            identity = _identity(self.sd.path)
-            if identity is None:
-                await asyncio.sleep(0.25)  # not there (yet): the tick reconciles meanwhile
-                continue
-            self._hold(identity)
+            if not await self._hold_directory():
+                break
             try:
                 self._wd = ino.add_watch(self.sd.path)
             except OSError as exc:
@@ -331,11 +328,8 @@ class StateWatcher:
         if force_polling:
             self.reconcile_every = min(self.reconcile_every, 1.0)
         while not self._closed:
-            identity = _identity(self.sd.path)
-            if identity is None:
-                await asyncio.sleep(0.25)  # not there (yet): the tick reconciles meanwhile
-                continue
-            self._hold(identity)
+            if not await self._hold_directory():
+                break
             self._stop_watch = stop = asyncio.Event()
             changes = awatch(
                 self.sd.path,
@@ -409,6 +403,16 @@ class StateWatcher:
                 continue
             out.append((st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(out)
+
+    async def _hold_directory(self) -> bool:
+        """Wait for the directory to exist (the tick reconciles meanwhile) and hold it;
+        False when the watcher was closed meanwhile."""
+        while (identity := _identity(self.sd.path)) is None:
+            if self._closed:
+                return False
+            await asyncio.sleep(0.25)
+        self._hold(identity)
+        return True
 
     def _hold(self, identity: tuple[int, int]) -> None:
         """Keep the watched directory open: its inode cannot be reused while we hold it,
