@@ -278,7 +278,7 @@ class ProgressPane(Vertical):
                 (p.total - p.tested) if p.total is not None and p.tested is not None else None
             )
             eta = pace.eta(remaining, at)
-            if eta is not None and health.state in (State.HEALTHY, State.STALE):
+            if eta is not None and remaining and health.state in (State.HEALTHY, State.STALE):
                 detail.append([("ETA ", DIM), human_duration(eta)])
         # When, not how long ago: the reason above counts the age up live.
         hb = snap.heartbeat if isinstance(snap.heartbeat, Heartbeat) else None
