@@ -29,7 +29,7 @@ from campaign_tui.statedir import StateDir
 from campaign_tui.writer import heartbeat_doc
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -260,7 +260,7 @@ NOWS = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     SNAPSHOTS,
     NOWS,

@@ -35,7 +35,7 @@ from conftest import wait_until
 from faults_report import Fault
 from supervisor_fixtures import PY, Sup, gone
 
-KILLS = 30
+KILLS = 20
 SOAK_KILLS = 300
 SUPERVISOR_KILLS = 4
 SOAK_SUPERVISOR_KILLS = 40
